@@ -1,0 +1,70 @@
+#include <doctest/doctest.h>
+
+#include "base/civil_time.h"
+#include "base/duration.h"
+#include "base/log.h"
+#include "base/time_zone.h"
+
+using namespace turnstiled::base;
+
+TEST_CASE("durations parse every unit the config allows and refuse the rest") {
+  CHECK(ParseDuration("500ms") == 500);
+  CHECK(ParseDuration("30s") == 30 * kSecond);
+  CHECK(ParseDuration("5m") == 5 * kMinute);
+  CHECK(ParseDuration("4h") == 4 * kHour);
+  CHECK(ParseDuration("1d") == kDay);
+  CHECK(ParseDuration("1h30m") == 90 * kMinute);
+  CHECK(ParseDuration("0s") == 0);
+  CHECK_FALSE(ParseDuration("4").has_value());
+  CHECK_FALSE(ParseDuration("4 h").has_value());
+  CHECK_FALSE(ParseDuration("-4h").has_value());
+  CHECK_FALSE(ParseDuration("4x").has_value());
+  CHECK_FALSE(ParseDuration("").has_value());
+  CHECK(FormatDuration(4 * kHour) == "4h");
+  CHECK(FormatDuration(90 * kSecond) == "1m30s");
+}
+
+TEST_CASE("civil days round-trip and ISO times are UTC with a Z") {
+  CHECK(DaysFromCivil(1970, 1, 1) == 0);
+  CHECK(DaysFromCivil(2024, 1, 6) == 19728);
+  auto d = CivilFromDays(19728);
+  CHECK(d.year == 2024);
+  CHECK(d.month == 1);
+  CHECK(d.day == 6);
+  CHECK(FormatIsoUtc(19728LL * 86400000 + 4 * 3600000) == "2024-01-06T04:00:00Z");
+  CHECK(FormatIsoUtc(1500) == "1970-01-01T00:00:01.500Z");
+  CHECK(FormatIsoUtc(-1000) == "1969-12-31T23:59:59Z");
+  CHECK(FormatDateUtc(19728LL * 86400000) == "2024-01-06");
+  CHECK(IsValidDate(2024, 2, 29));
+  CHECK_FALSE(IsValidDate(2023, 2, 29));
+  CHECK(FloorDiv(-1, 4) == -1);
+  CHECK(FloorMod(-1, 4) == 3);
+}
+
+TEST_CASE("New York local times convert to UTC across both DST changes of 2024") {
+  auto conv = LocalTimeConverter::Create("America/New_York");
+  REQUIRE(conv.ok());
+  auto local = [](int y, unsigned m, unsigned d, int h, int mi) {
+    return DaysFromCivil(y, m, d) * 86400 + h * 3600 + mi * 60;
+  };
+  // Winter: UTC-5.
+  CHECK(conv->ToUtcSeconds(local(2024, 1, 6, 0, 0)) == local(2024, 1, 6, 5, 0));
+  // The day of the spring change: 01:59 is EST, 03:00 is EDT, 02:30 does not exist and is
+  // read with the offset before the change (EST), like java.time and zoneinfo fold=0.
+  CHECK(conv->ToUtcSeconds(local(2024, 3, 10, 1, 59)) == local(2024, 3, 10, 6, 59));
+  CHECK(conv->ToUtcSeconds(local(2024, 3, 10, 3, 0)) == local(2024, 3, 10, 7, 0));
+  CHECK(conv->ToUtcSeconds(local(2024, 3, 10, 2, 30)) == local(2024, 3, 10, 7, 30));
+  CHECK(conv->ToUtcSeconds(local(2024, 3, 11, 0, 0)) == local(2024, 3, 11, 4, 0));
+  // Fall back: 01:30 happens twice; the first (EDT) is chosen.
+  CHECK(conv->ToUtcSeconds(local(2024, 11, 3, 1, 30)) == local(2024, 11, 3, 5, 30));
+  CHECK(conv->ToUtcSeconds(local(2024, 11, 3, 3, 0)) == local(2024, 11, 3, 8, 0));
+  CHECK_FALSE(LocalTimeConverter::Create("Mars/Olympus").ok());
+}
+
+TEST_CASE("redaction hides passwords in DSNs, URIs and properties but keeps the rest") {
+  CHECK(Redact("host=db user=app password=hunter2 dbname=x") ==
+        "host=db user=app password=*** dbname=x");
+  CHECK(Redact("postgres://app:hunter2@db:5432/x") == "postgres://app:***@db:5432/x");
+  CHECK(Redact("sasl.password=s3cret") == "sasl.password=***");
+  CHECK(Redact("host=db") == "host=db");
+}

@@ -1,0 +1,149 @@
+// The daemon's configuration as plain structs, with every default written in place.
+//
+// The YAML schema (SPEC §2) maps one to one onto these structs: a key `window.size` is
+// `Config::window.size`. LoadConfig() (loader.h) fills them and collects every error; nothing
+// else in the program reads YAML. Durations are milliseconds.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "base/duration.h"
+
+namespace turnstiled::config {
+
+using base::Millis;
+
+enum class SourceType { kKafka, kFile };
+enum class FormatType { kMtaCsv, kSeedCsv, kJson };
+enum class CounterMode { kCumulative, kDelta };
+enum class WindowType { kTumbling, kHopping };
+enum class EmitMode { kFinal, kUpdate };
+enum class SinkType { kFile, kPostgres, kKafka, kStdout };
+enum class FileFormat { kCsv, kJsonl };
+enum class Compression { kZstd, kNone };
+enum class StartOffset { kEarliest, kLatest };
+
+struct KafkaSourceConfig {
+  std::string bootstrap_servers = "127.0.0.1:9092";
+  std::vector<std::string> topics = {"turnstile-stream"};
+  std::string group_id = "turnstiled";
+  StartOffset start_offset = StartOffset::kEarliest;
+  int consumer_threads = 2;
+  std::map<std::string, std::string> properties;  // passed to librdkafka as they are
+};
+
+struct FileSourceConfig {
+  std::vector<std::string> paths;  // plain or .zst; globs allowed
+};
+
+struct SourceConfig {
+  SourceType type = SourceType::kKafka;
+  KafkaSourceConfig kafka;
+  FileSourceConfig file;
+};
+
+// Key names in a JSON message (format.fields).
+struct JsonFields {
+  std::string station = "station";
+  std::string device = "device";
+  std::string time = "time";
+  std::string entries = "entries";
+  std::string exits = "exits";
+};
+
+struct FormatConfig {
+  FormatType type = FormatType::kMtaCsv;
+  std::string timezone = "UTC";
+  CounterMode counters = CounterMode::kCumulative;
+  int64_t max_delta = 10000;
+  int64_t max_message_bytes = 64 * 1024;  // larger messages are dropped as `oversized`
+  JsonFields fields;
+};
+
+struct WindowConfig {
+  WindowType type = WindowType::kTumbling;
+  Millis size = 4 * base::kHour;
+  Millis slide = 0;  // hopping only; 0 means "equal to size"
+  Millis offset = 0;
+  Millis allowed_lateness = base::kHour;
+  Millis idle_timeout = 30 * base::kSecond;
+  Millis max_future = base::kDay;
+  EmitMode emit = EmitMode::kFinal;
+  Millis update_interval = 10 * base::kSecond;  // emit: update only
+
+  // The slide in force: `slide` for hopping windows, `size` for tumbling ones.
+  Millis EffectiveSlide() const { return type == WindowType::kHopping && slide > 0 ? slide : size; }
+};
+
+struct SinkConfig {
+  std::string name;
+  SinkType type = SinkType::kStdout;
+  // file
+  std::string path;
+  FileFormat format = FileFormat::kCsv;
+  Compression compression = Compression::kZstd;
+  int64_t roll_bytes = 128LL * 1024 * 1024;  // a file is closed when it reaches this size
+  Millis roll_interval = base::kMinute;      // ... or when its first row is this old
+  // postgres
+  std::string dsn;
+  std::string table = "station_window";
+  // kafka
+  std::string bootstrap_servers;
+  std::string topic;
+  std::map<std::string, std::string> properties;
+  // every sink
+  int batch_rows = 10000;
+  Millis flush_interval = base::kSecond;
+};
+
+struct DeadLetterConfig {
+  bool enabled = false;
+  SinkType type = SinkType::kFile;  // kFile or kKafka
+  std::string path;                 // file
+  std::string bootstrap_servers;    // kafka
+  std::string topic;                // kafka
+};
+
+struct MetricsConfig {
+  bool enabled = true;
+  std::string listen = "127.0.0.1:9464";
+};
+
+struct StateConfig {
+  std::string dir = "/var/lib/turnstiled";
+  Millis checkpoint_interval = 10 * base::kSecond;
+};
+
+struct PipelineConfig {
+  int shards = 0;               // 0: one per core, at least 1
+  int queue_capacity = 1024;    // batches per shard queue
+  int batch_records = 4096;     // records per routed batch
+  Millis shutdown_timeout = 30 * base::kSecond;
+};
+
+struct Config {
+  SourceConfig source;
+  FormatConfig format;
+  WindowConfig window;
+  std::vector<SinkConfig> sinks;
+  DeadLetterConfig dead_letter;
+  MetricsConfig metrics;
+  StateConfig state;
+  PipelineConfig pipeline;
+};
+
+// Lower-case names used in YAML, logs and metrics: "kafka", "mta-csv", "tumbling", ...
+const char* Name(SourceType v);
+const char* Name(FormatType v);
+const char* Name(CounterMode v);
+const char* Name(WindowType v);
+const char* Name(EmitMode v);
+const char* Name(SinkType v);
+const char* Name(FileFormat v);
+const char* Name(Compression v);
+const char* Name(StartOffset v);
+
+}  // namespace turnstiled::config
