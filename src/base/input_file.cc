@@ -1,0 +1,138 @@
+#include "base/input_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace turnstiled::base {
+
+namespace {
+constexpr uint8_t kZstdMagic[4] = {0x28, 0xB5, 0x2F, 0xFD};
+
+ssize_t ReadFully(int fd, char* p, size_t n) {
+  size_t got = 0;
+  while (got < n) {
+    const ssize_t r = ::read(fd, p + got, n - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) break;
+    got += static_cast<size_t>(r);
+  }
+  return static_cast<ssize_t>(got);
+}
+}  // namespace
+
+Result<std::unique_ptr<LineChunkReader>> LineChunkReader::Open(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IoError("cannot open " + path + ": " + std::strerror(errno));
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  uint8_t magic[4] = {};
+  const ssize_t n = ::pread(fd, magic, sizeof magic, 0);
+  ZSTD_DCtx* dctx = nullptr;
+  if (n == 4 && std::memcmp(magic, kZstdMagic, 4) == 0) dctx = ZSTD_createDCtx();
+  return std::unique_ptr<LineChunkReader>(new LineChunkReader(path, fd, dctx));
+}
+
+LineChunkReader::LineChunkReader(std::string path, int fd, ZSTD_DCtx_s* dctx)
+    : path_(std::move(path)), fd_(fd), dctx_(dctx) {
+  buf_.resize(2 * kChunkBytes);
+  if (dctx_ != nullptr) raw_.resize(ZSTD_DStreamInSize() * 4);
+}
+
+LineChunkReader::~LineChunkReader() {
+  if (dctx_ != nullptr) ZSTD_freeDCtx(dctx_);
+  ::close(fd_);
+}
+
+bool LineChunkReader::Fill() {
+  if (len_ == buf_.size()) buf_.resize(buf_.size() * 2);  // one very long line
+  char* out = buf_.data() + len_;
+  const size_t room = buf_.size() - len_;
+  if (dctx_ == nullptr) {
+    if (eof_) return false;
+    const ssize_t r = ReadFully(fd_, out, room);
+    if (r < 0) {
+      status_ = Status::IoError("read " + path_ + ": " + std::strerror(errno));
+      return false;
+    }
+    if (static_cast<size_t>(r) < room) eof_ = true;
+    len_ += static_cast<size_t>(r);
+    return r > 0;
+  }
+  ZSTD_outBuffer ob{out, room, 0};
+  while (ob.pos == 0) {
+    if (raw_pos_ == raw_len_) {
+      if (eof_) return false;
+      const ssize_t r = ReadFully(fd_, raw_.data(), raw_.size());
+      if (r < 0) {
+        status_ = Status::IoError("read " + path_ + ": " + std::strerror(errno));
+        return false;
+      }
+      if (static_cast<size_t>(r) < raw_.size()) eof_ = true;
+      raw_pos_ = 0;
+      raw_len_ = static_cast<size_t>(r);
+      if (r == 0) return false;
+    }
+    ZSTD_inBuffer ib{raw_.data(), raw_len_, raw_pos_};
+    const size_t rc = ZSTD_decompressStream(dctx_, &ob, &ib);
+    raw_pos_ = ib.pos;
+    if (ZSTD_isError(rc)) {
+      status_ = Status::IoError("zstd " + path_ + ": " + ZSTD_getErrorName(rc));
+      return false;
+    }
+  }
+  len_ += ob.pos;
+  return true;
+}
+
+bool LineChunkReader::Next(std::string_view* chunk) {
+  if (!status_.ok()) return false;
+  // Move the unreturned tail (a partial line) to the front.
+  if (start_ > 0) {
+    std::memmove(buf_.data(), buf_.data() + start_, len_ - start_);
+    len_ -= start_;
+    start_ = 0;
+  }
+  size_t scanned = 0;
+  for (;;) {
+    if (len_ >= kChunkBytes || eof_ || len_ == buf_.size()) {
+      // Enough bytes (or no more to come): cut after the last newline.
+      const void* nl = nullptr;
+      for (size_t i = len_; i > scanned; --i) {
+        if (buf_[i - 1] == '\n') {
+          nl = buf_.data() + i - 1;
+          break;
+        }
+      }
+      if (nl != nullptr) {
+        const size_t end = static_cast<size_t>(static_cast<const char*>(nl) - buf_.data()) + 1;
+        *chunk = std::string_view(buf_.data(), end);
+        start_ = end;
+        return true;
+      }
+      scanned = len_;
+    }
+    if (!Fill()) {
+      if (!status_.ok()) return false;
+      if (len_ == 0) return false;
+      *chunk = std::string_view(buf_.data(), len_);  // last line without '\n'
+      start_ = len_;
+      return true;
+    }
+  }
+}
+
+Result<std::string> ReadWholeFile(const std::string& path) {
+  auto reader = LineChunkReader::Open(path);
+  if (!reader.ok()) return reader.status();
+  std::string out;
+  std::string_view chunk;
+  while ((*reader)->Next(&chunk)) out.append(chunk);
+  if (!(*reader)->status().ok()) return (*reader)->status();
+  return out;
+}
+
+}  // namespace turnstiled::base

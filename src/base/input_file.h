@@ -1,0 +1,59 @@
+// LineChunkReader: reads a plain or zstd-compressed (.zst) text file as chunks of whole lines.
+//
+// Each chunk ends just after a '\n' (the last one may lack it at end of file), so a caller can
+// split it with memchr and never sees half a line. Chunks are about kChunkBytes long; a single
+// line longer than that is returned whole. A view returned by Next() is valid until the
+// following call. Compression is detected by the zstd magic number, not the file name.
+//
+// Thread-compatible: one reader per thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+
+struct ZSTD_DCtx_s;
+
+namespace turnstiled::base {
+
+class LineChunkReader {
+ public:
+  static constexpr size_t kChunkBytes = 1 << 20;
+
+  static Result<std::unique_ptr<LineChunkReader>> Open(const std::string& path);
+  ~LineChunkReader();
+  LineChunkReader(const LineChunkReader&) = delete;
+  LineChunkReader& operator=(const LineChunkReader&) = delete;
+
+  // Sets *chunk to the next run of whole lines. Returns false at end of file or on error;
+  // status() tells which.
+  bool Next(std::string_view* chunk);
+  const Status& status() const { return status_; }
+  bool compressed() const { return dctx_ != nullptr; }
+  const std::string& path() const { return path_; }
+
+ private:
+  LineChunkReader(std::string path, int fd, ZSTD_DCtx_s* dctx);
+  // Appends at least some bytes to buf_ unless at EOF. Returns false at EOF or on error.
+  bool Fill();
+
+  const std::string path_;
+  int fd_;
+  ZSTD_DCtx_s* dctx_;  // null for plain files
+  std::string raw_;    // compressed input (zstd only)
+  size_t raw_pos_ = 0;
+  size_t raw_len_ = 0;
+  bool eof_ = false;
+  std::string buf_;    // decoded bytes; [start_, len_) not yet returned
+  size_t start_ = 0;
+  size_t len_ = 0;
+  Status status_;
+};
+
+// Reads a whole file (decompressing .zst) into memory. For tests and tools, not the hot path.
+Result<std::string> ReadWholeFile(const std::string& path);
+
+}  // namespace turnstiled::base
