@@ -44,7 +44,9 @@ constexpr bool IsValidDate(int64_t y, unsigned m, unsigned d) {
 }
 
 // Floor division and modulo for window arithmetic on negative times.
-constexpr int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+constexpr int64_t FloorDiv(int64_t a, int64_t b) {
+  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+}
 constexpr int64_t FloorMod(int64_t a, int64_t b) { return a - FloorDiv(a, b) * b; }
 
 // "2024-01-06T04:00:00Z" for epoch milliseconds; ".123" is added only when ms is not whole.

@@ -20,11 +20,20 @@ std::optional<Millis> ParseDuration(std::string_view text) {
       rest.remove_prefix(2);
     } else if (!rest.empty()) {
       switch (rest.front()) {
-        case 's': unit = kSecond; break;
-        case 'm': unit = kMinute; break;
-        case 'h': unit = kHour; break;
-        case 'd': unit = kDay; break;
-        default: return std::nullopt;
+        case 's':
+          unit = kSecond;
+          break;
+        case 'm':
+          unit = kMinute;
+          break;
+        case 'h':
+          unit = kHour;
+          break;
+        case 'd':
+          unit = kDay;
+          break;
+        default:
+          return std::nullopt;
       }
       rest.remove_prefix(1);
     } else {
@@ -39,8 +48,10 @@ std::optional<Millis> ParseDuration(std::string_view text) {
 std::string FormatDuration(Millis ms) {
   if (ms == 0) return "0s";
   std::string out;
-  const struct { Millis unit; const char* name; } kUnits[] = {
-      {kDay, "d"}, {kHour, "h"}, {kMinute, "m"}, {kSecond, "s"}, {1, "ms"}};
+  const struct {
+    Millis unit;
+    const char* name;
+  } kUnits[] = {{kDay, "d"}, {kHour, "h"}, {kMinute, "m"}, {kSecond, "s"}, {1, "ms"}};
   for (const auto& u : kUnits) {
     if (ms >= u.unit) {
       out += std::to_string(ms / u.unit) + u.name;

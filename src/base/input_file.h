@@ -47,7 +47,7 @@ class LineChunkReader {
   size_t raw_pos_ = 0;
   size_t raw_len_ = 0;
   bool eof_ = false;
-  std::string buf_;    // decoded bytes; [start_, len_) not yet returned
+  std::string buf_;  // decoded bytes; [start_, len_) not yet returned
   size_t start_ = 0;
   size_t len_ = 0;
   Status status_;

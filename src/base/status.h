@@ -16,7 +16,7 @@ enum class Code {
   kOk = 0,
   kInvalidArgument,  // the caller's input is wrong; retrying will not help
   kNotFound,
-  kUnavailable,      // a dependency is down; retry later
+  kUnavailable,  // a dependency is down; retry later
   kIoError,
   kInternal,
 };
@@ -48,8 +48,8 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : v_(std::move(value)) {}           // NOLINT(google-explicit-constructor)
-  Result(Status status) : v_(std::move(status)) {}    // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
+  Result(Status status) : v_(std::move(status)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return std::holds_alternative<T>(v_); }
   const Status& status() const {

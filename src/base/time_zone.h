@@ -27,7 +27,8 @@ class LocalTimeConverter {
   // `local_seconds` counts seconds since 1970-01-01T00:00:00 *local* time (as if it were UTC).
   // Returns seconds since the Unix epoch in UTC.
   int64_t ToUtcSeconds(int64_t local_seconds) {
-    const int64_t day = local_seconds >= 0 ? local_seconds / 86400 : -((-local_seconds + 86399) / 86400);
+    const int64_t day =
+        local_seconds >= 0 ? local_seconds / 86400 : -((-local_seconds + 86399) / 86400);
     Slot& s = cache_[static_cast<size_t>(day) & (kSlots - 1)];
     if (s.day != day) Fill(day, &s);
     if (s.uniform) return local_seconds - s.offset;

@@ -14,16 +14,16 @@ struct WindowRow {
   int64_t window_end_ms = 0;
   int64_t entries = 0;
   int64_t exits = 0;
-  int64_t events = 0;           // records aggregated into the window
-  bool final = true;            // false for `emit: update` rows of a still-open window
-  int64_t first_event_ms = 0;   // earliest event time aggregated
-  int64_t last_event_ms = 0;    // latest event time aggregated
+  int64_t events = 0;          // records aggregated into the window
+  bool final = true;           // false for `emit: update` rows of a still-open window
+  int64_t first_event_ms = 0;  // earliest event time aggregated
+  int64_t last_event_ms = 0;   // latest event time aggregated
 };
 
 // The column names, in order, for CSV headers, JSON keys and SQL columns.
-inline constexpr const char* kColumns[] = {"station", "window_start", "window_end", "entries",
-                                           "exits",   "events",       "final",      "first_event",
-                                           "last_event"};
+inline constexpr const char* kColumns[] = {"station", "window_start", "window_end",
+                                           "entries", "exits",        "events",
+                                           "final",   "first_event",  "last_event"};
 inline constexpr int kColumnCount = 9;
 
 }  // namespace turnstiled::window

@@ -1,0 +1,75 @@
+// RecordBatch: records routed from one ingest source to one shard, plus that source's progress.
+//
+// Batches are pooled: each ingest source owns a fixed set and gets them back from the shards
+// through its free list, so steady-state routing allocates nothing (vectors and the arena keep
+// their capacity across Clear()). The fixed pool is also the backpressure: a source with no
+// free batch waits for the shards, and a source that waits stops fetching.
+//
+// Ownership moves with the pointer: the source fills a batch, the queue carries it, the shard
+// reads it and returns it. Nobody touches a batch it does not hold.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace turnstiled::window {
+
+inline constexpr int64_t kNoTime = std::numeric_limits<int64_t>::min();
+inline constexpr int64_t kEndOfTime = std::numeric_limits<int64_t>::max();
+
+struct RoutedRecord {
+  uint32_t station_off, station_len;  // in RecordBatch::arena
+  uint32_t device_off, device_len;
+  uint32_t raw_off, raw_len;  // raw bytes, kept only when a dead letter is configured
+  int32_t partition;          // source partition, or file index for a file source
+  int64_t offset;             // Kafka offset, or line number
+  int64_t event_ms;
+  int64_t entries;
+  int64_t exits;
+};
+
+// What a source knows about event time, sent after the records it covers (queues are FIFO per
+// producer, so a shard sees a source's records before the progress that follows them).
+struct SourceProgress {
+  // Lowest high mark over the source's partitions that are not idle; kNoTime when a
+  // partition has not been heard from yet, so nothing may close on this source's account.
+  int64_t frontier_ms = kNoTime;
+  bool idle = false;      // every partition of the source is idle (or it has none)
+  bool finished = false;  // bounded input fully read: this source will send nothing more
+};
+
+struct RecordBatch {
+  int source = 0;  // index of the ingest source that filled it
+  std::vector<RoutedRecord> records;
+  std::string arena;
+  SourceProgress progress;
+  // Set on the last batch a source sends when it is asked to drain: the shard replies by
+  // returning the batch, which tells the source that everything before it was processed.
+  bool barrier = false;
+
+  std::string_view Station(const RoutedRecord& r) const {
+    return {arena.data() + r.station_off, r.station_len};
+  }
+  std::string_view Device(const RoutedRecord& r) const {
+    return {arena.data() + r.device_off, r.device_len};
+  }
+  std::string_view Raw(const RoutedRecord& r) const {
+    return {arena.data() + r.raw_off, r.raw_len};
+  }
+
+  void Clear() {
+    records.clear();
+    arena.clear();
+    barrier = false;
+  }
+  uint32_t Append(std::string_view s) {
+    const auto off = static_cast<uint32_t>(arena.size());
+    arena.append(s);
+    return off;
+  }
+};
+
+}  // namespace turnstiled::window

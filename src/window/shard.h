@@ -1,0 +1,124 @@
+// Shard: the devices and windows of the stations hashed to it, owned outright by one thread.
+//
+// A shard applies the counter rule of SPEC §3 to each record (cumulative registers become
+// entries/exits per interval; duplicates and out-of-order readings are dropped), adds the
+// result to every window the record belongs to, and closes windows when the watermark passes
+// their end (SPEC §4). Closed windows leave as rows through the RowEmitter.
+//
+// The watermark is computed here from the SourceProgress that every ingest source sends in
+// band: the lowest frontier over the sources that are neither idle nor finished, minus
+// allowed_lateness. When every source has finished, every window closes.
+//
+// Thread-compatible: all methods are called by the shard's own thread. Process() is the hot
+// path: it takes no lock and allocates only when a new device, station or window first
+// appears.
+#pragma once
+
+#include <absl/container/flat_hash_map.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "window/assigner.h"
+#include "window/batch.h"
+#include "window/row.h"
+
+namespace turnstiled::window {
+
+// Why a record was dropped inside a shard; also the `reason` label of the drop metric.
+enum class DropReason : uint8_t { kDuplicate = 0, kOutOfOrder, kLate };
+inline constexpr int kDropReasonCount = 3;
+const char* Name(DropReason r);
+
+// Receives what a shard drops or emits. Implementations must be safe to call from every
+// shard thread at once.
+class ShardOutput {
+ public:
+  virtual ~ShardOutput() = default;
+  // `rows` are closed (or, with emit: update, refreshed) windows. `watermark_ms` is the
+  // shard's watermark after this emit: every window ending at or before it is final.
+  virtual void Emit(int shard, std::vector<WindowRow>&& rows, int64_t watermark_ms) = 0;
+  // A record dropped as late (the other reasons are only counted). Exception path.
+  virtual void Dropped(DropReason reason, const RecordBatch& batch, const RoutedRecord& r) = 0;
+};
+
+struct ShardOptions {
+  config::WindowConfig window;
+  config::CounterMode counters = config::CounterMode::kCumulative;
+  int64_t max_delta = 10000;
+  int num_sources = 1;
+};
+
+// Plain counters, written only by the shard thread; the pipeline publishes them per batch.
+struct ShardStats {
+  uint64_t records = 0;  // records received
+  uint64_t dropped[kDropReasonCount] = {};
+  uint64_t counter_resets = 0;
+  uint64_t windows_emitted = 0;  // final rows
+  uint64_t update_rows = 0;      // non-final rows (emit: update)
+};
+
+class Shard {
+ public:
+  Shard(int id, const ShardOptions& options, ShardOutput* output);
+
+  // Aggregates the batch's records, then applies its progress and closes what is due.
+  void Process(const RecordBatch& batch);
+  // emit: update: sends every window changed since the last call as a non-final row.
+  void EmitUpdates();
+  // Closes and emits every open window whatever the watermark (drain, end of input).
+  void CloseAll();
+
+  int64_t watermark() const { return watermark_; }
+  size_t open_windows() const { return open_windows_; }
+  size_t devices() const { return devices_.size(); }
+  const ShardStats& stats() const { return stats_; }
+
+ private:
+  struct Device {
+    int64_t t0 = kNoTime;  // last accepted reading
+    int64_t e0 = 0;
+    int64_t x0 = 0;
+  };
+  struct Agg {
+    int64_t entries = 0;
+    int64_t exits = 0;
+    int64_t events = 0;
+    int64_t first_ms = 0;
+    int64_t last_ms = 0;
+    bool dirty = false;
+  };
+  using Bucket = absl::flat_hash_map<uint32_t, Agg>;  // station id -> window aggregate
+
+  void Add(const RecordBatch& batch, const RoutedRecord& r);
+  uint32_t StationId(std::string_view station);
+  Bucket* BucketFor(int64_t start);
+  void ApplyProgress(const RecordBatch& batch);
+  // Emits and forgets every window whose end is at or before `through`.
+  void CloseThrough(int64_t through);
+  void AppendRow(uint32_t station, int64_t start, const Agg& agg, bool final,
+                 std::vector<WindowRow>* rows) const;
+
+  // Constant after construction.
+  const int id_;
+  const ShardOptions options_;
+  const WindowAssigner assigner_;
+  ShardOutput* const output_;  // borrowed; must outlive *this
+
+  // Owned by the shard thread.
+  absl::flat_hash_map<std::string, uint32_t> station_ids_;
+  std::vector<std::string> station_names_;
+  absl::flat_hash_map<std::string, Device> devices_;
+  std::map<int64_t, Bucket> buckets_;  // by window start; node pointers stay valid
+  int64_t cached_start_ = kNoTime;
+  Bucket* cached_bucket_ = nullptr;
+  size_t open_windows_ = 0;
+  std::vector<SourceProgress> sources_;
+  int64_t watermark_ = kNoTime;  // windows ending at or before this are closed
+  ShardStats stats_;
+};
+
+}  // namespace turnstiled::window

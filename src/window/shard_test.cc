@@ -1,0 +1,210 @@
+#include "window/shard.h"
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <string>
+#include <tuple>
+
+using namespace turnstiled;
+using namespace turnstiled::window;
+
+namespace {
+
+constexpr int64_t kH = 3600 * 1000;
+
+struct Collector : ShardOutput {
+  std::vector<WindowRow> rows;
+  std::vector<int64_t> late_offsets;
+  int64_t last_watermark = kNoTime;
+  void Emit(int, std::vector<WindowRow>&& r, int64_t w) override {
+    for (auto& row : r) rows.push_back(std::move(row));
+    last_watermark = w;
+  }
+  void Dropped(DropReason reason, const RecordBatch&, const RoutedRecord& r) override {
+    if (reason == DropReason::kLate) late_offsets.push_back(r.offset);
+  }
+  // (station, start) -> (entries, exits, events)
+  std::map<std::pair<std::string, int64_t>, std::tuple<int64_t, int64_t, int64_t>> Table() const {
+    std::map<std::pair<std::string, int64_t>, std::tuple<int64_t, int64_t, int64_t>> t;
+    for (const auto& r : rows) t[{r.station, r.window_start_ms}] = {r.entries, r.exits, r.events};
+    return t;
+  }
+};
+
+struct Feed {
+  RecordBatch batch;
+  int64_t next_offset = 0;
+  Feed& Add(std::string_view station, std::string_view device, int64_t t, int64_t e, int64_t x) {
+    RoutedRecord r{};
+    r.station_off = batch.Append(station);
+    r.station_len = static_cast<uint32_t>(station.size());
+    r.device_off = batch.Append(device);
+    r.device_len = static_cast<uint32_t>(device.size());
+    r.offset = next_offset++;
+    r.event_ms = t;
+    r.entries = e;
+    r.exits = x;
+    batch.records.push_back(r);
+    return *this;
+  }
+  Feed& Progress(int64_t frontier, bool finished = false, bool idle = false) {
+    batch.progress = SourceProgress{frontier, idle, finished};
+    return *this;
+  }
+  void SendTo(Shard& s) {
+    s.Process(batch);
+    batch.Clear();
+  }
+};
+
+ShardOptions Tumbling4h(config::CounterMode mode = config::CounterMode::kCumulative) {
+  ShardOptions o;
+  o.window.size = 4 * kH;
+  o.window.allowed_lateness = kH;
+  o.counters = mode;
+  o.max_delta = 10000;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("the cumulative rule: baseline, duplicates, out of order, backwards and resets") {
+  Collector out;
+  Shard shard(0, Tumbling4h(), &out);
+  Feed f;
+  f.Add("59 ST", "A", 0, 1000, 500)             // baseline: 0/0, one event
+      .Add("59 ST", "A", 1 * kH, 1100, 520)     // +100/+20
+      .Add("59 ST", "A", 1 * kH, 9999, 9999)    // same time: duplicate, dropped
+      .Add("59 ST", "A", kH / 2, 1, 1)          // earlier: out of order, dropped
+      .Add("59 ST", "A", 2 * kH, 1090, 530)     // backwards by 10: counts 10; +10
+      .Add("59 ST", "A", 3 * kH, 5000000, 535)  // entries jump > max_delta: 0; exits +5
+      .Add("59 ST", "A", 5 * kH, 5000050, 540)  // next window: +50/+5
+      .Progress(kNoTime, /*finished=*/true)
+      .SendTo(shard);
+  auto t = out.Table();
+  CHECK(t[{"59 ST", 0}] == std::tuple<int64_t, int64_t, int64_t>{110, 35, 4});
+  CHECK(t[{"59 ST", 4 * kH}] == std::tuple<int64_t, int64_t, int64_t>{50, 5, 1});
+  CHECK(shard.stats().dropped[static_cast<int>(DropReason::kDuplicate)] == 1);
+  CHECK(shard.stats().dropped[static_cast<int>(DropReason::kOutOfOrder)] == 1);
+  CHECK(shard.stats().counter_resets == 1);
+}
+
+TEST_CASE("deltas are computed in 64 bits across the 2^31 boundary") {
+  Collector out;
+  Shard shard(0, Tumbling4h(), &out);
+  Feed f;
+  f.Add("S", "D", 0, 2147483640, 0)
+      .Add("S", "D", kH, 2147483650LL, 0)
+      .Progress(kNoTime, true)
+      .SendTo(shard);
+  CHECK(std::get<0>(out.Table()[{"S", 0}]) == 10);
+}
+
+TEST_CASE("delta mode sums counts as they are") {
+  Collector out;
+  Shard shard(0, Tumbling4h(config::CounterMode::kDelta), &out);
+  Feed f;
+  f.Add("S", "D", 0, 5, 1)
+      .Add("S", "D", 0, 7, 2)
+      .Add("S", "E", kH, 1, 1)
+      .Progress(kNoTime, true)
+      .SendTo(shard);
+  CHECK(out.Table()[{"S", 0}] == std::tuple<int64_t, int64_t, int64_t>{13, 4, 3});
+}
+
+TEST_CASE("a window closes only when the watermark passes its end") {
+  Collector out;
+  ShardOptions o = Tumbling4h(config::CounterMode::kDelta);
+  Shard shard(0, o, &out);
+  Feed f;
+  f.Add("S", "D", 1 * kH, 1, 0).Progress(1 * kH).SendTo(shard);
+  CHECK(out.rows.empty());
+  // Frontier 4h59: watermark 3h59 < end 4h, still open.
+  f.Progress(5 * kH - 1).SendTo(shard);
+  CHECK(out.rows.empty());
+  CHECK(shard.open_windows() == 1);
+  // Frontier 5h: watermark 4h == end: closes, once, as final.
+  f.Progress(5 * kH).SendTo(shard);
+  REQUIRE(out.rows.size() == 1);
+  CHECK(out.rows[0].final);
+  CHECK(out.rows[0].window_end_ms == 4 * kH);
+  CHECK(shard.open_windows() == 0);
+  f.Progress(9 * kH).SendTo(shard);
+  CHECK(out.rows.size() == 1);
+}
+
+TEST_CASE("a record whose windows have all closed is dropped as late and reported") {
+  Collector out;
+  Shard shard(0, Tumbling4h(config::CounterMode::kDelta), &out);
+  Feed f;
+  f.Add("S", "D", 1 * kH, 1, 0).Progress(10 * kH).SendTo(shard);
+  f.next_offset = 42;
+  f.Add("S", "D", 2 * kH, 5, 0).Progress(10 * kH).SendTo(shard);  // window [0,4h) closed at 9h
+  CHECK(out.late_offsets == std::vector<int64_t>{42});
+  CHECK(shard.stats().dropped[static_cast<int>(DropReason::kLate)] == 1);
+  f.Add("S", "D", 8 * kH, 5, 0).Progress(10 * kH, true).SendTo(shard);  // [8h,12h) still open
+  CHECK(out.Table()[{"S", 8 * kH}] == std::tuple<int64_t, int64_t, int64_t>{5, 0, 1});
+}
+
+TEST_CASE("hopping windows: a record counts in size/slide windows") {
+  Collector out;
+  ShardOptions o = Tumbling4h(config::CounterMode::kDelta);
+  o.window.type = config::WindowType::kHopping;
+  o.window.size = kH;
+  o.window.slide = kH / 4;
+  Shard shard(0, o, &out);
+  Feed f;
+  f.Add("S", "D", kH + 1, 3, 1).Progress(kNoTime, true).SendTo(shard);
+  auto t = out.Table();
+  CHECK(t.size() == 4);
+  CHECK(t.count({"S", kH}) == 1);
+  CHECK(t.count({"S", kH / 4}) == 1);
+  CHECK(t.count({"S", 0}) == 0);
+}
+
+TEST_CASE("the watermark is the minimum over sources, and idle sources do not hold it back") {
+  Collector out;
+  ShardOptions o = Tumbling4h(config::CounterMode::kDelta);
+  o.num_sources = 2;
+  Shard shard(0, o, &out);
+  Feed a;
+  Feed b;
+  b.batch.source = 1;
+  a.Add("S", "D", kH, 1, 0).Progress(20 * kH).SendTo(shard);
+  CHECK(out.rows.empty());  // source 1 has not spoken: nothing may close
+  b.Progress(3 * kH).SendTo(shard);
+  CHECK(out.rows.empty());  // min is 3h, watermark 2h
+  b.Progress(3 * kH, false, /*idle=*/true).SendTo(shard);
+  CHECK(out.rows.size() == 1);  // source 1 idle: watermark 19h
+  CHECK(shard.watermark() == 19 * kH);
+}
+
+TEST_CASE("a bounded input emits every window at its end and nothing is late before it") {
+  Collector out;
+  Shard shard(0, Tumbling4h(config::CounterMode::kDelta), &out);
+  Feed f;
+  f.Add("S", "D", 100 * kH, 1, 0).Progress(kNoTime).SendTo(shard);
+  f.Add("S", "D", 1 * kH, 1, 0).Progress(kNoTime).SendTo(shard);  // far behind: not late
+  CHECK(out.late_offsets.empty());
+  f.Progress(kNoTime, true).SendTo(shard);
+  CHECK(out.rows.size() == 2);
+}
+
+TEST_CASE("emit update sends changed open windows as non-final rows") {
+  Collector out;
+  ShardOptions o = Tumbling4h(config::CounterMode::kDelta);
+  o.window.emit = config::EmitMode::kUpdate;
+  Shard shard(0, o, &out);
+  Feed f;
+  f.Add("S", "D", kH, 2, 0).Progress(kH).SendTo(shard);
+  shard.EmitUpdates();
+  REQUIRE(out.rows.size() == 1);
+  CHECK_FALSE(out.rows[0].final);
+  shard.EmitUpdates();
+  CHECK(out.rows.size() == 1);  // nothing changed
+  f.Progress(kNoTime, true).SendTo(shard);
+  REQUIRE(out.rows.size() == 2);
+  CHECK(out.rows[1].final);
+  CHECK(out.rows[1].entries == 2);
+}
