@@ -1,0 +1,467 @@
+// The config schema: which keys each section has, what they mean to the reader, and the
+// checks that span keys. The mechanics of reading (types, paths, lines, unknown keys,
+// ${VAR} expansion) live in reader.h.
+#include "config/loader.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "base/time_zone.h"
+#include "config/reader.h"
+
+namespace turnstiled::config {
+namespace {
+
+using base::FormatDuration;
+
+constexpr SourceType kSourceTypes[] = {SourceType::kKafka, SourceType::kFile};
+constexpr FormatType kFormatTypes[] = {FormatType::kMtaCsv, FormatType::kSeedCsv,
+                                       FormatType::kJson};
+constexpr CounterMode kCounterModes[] = {CounterMode::kCumulative, CounterMode::kDelta};
+constexpr WindowType kWindowTypes[] = {WindowType::kTumbling, WindowType::kHopping};
+constexpr EmitMode kEmitModes[] = {EmitMode::kFinal, EmitMode::kUpdate};
+constexpr SinkType kSinkTypes[] = {SinkType::kFile, SinkType::kPostgres, SinkType::kKafka,
+                                   SinkType::kStdout};
+constexpr SinkType kDeadLetterTypes[] = {SinkType::kFile, SinkType::kKafka};
+constexpr FileFormat kFileFormats[] = {FileFormat::kCsv, FileFormat::kJsonl};
+constexpr Compression kCompressions[] = {Compression::kZstd, Compression::kNone};
+constexpr StartOffset kStartOffsets[] = {StartOffset::kEarliest, StartOffset::kLatest};
+
+std::string Plural(size_t n, const char* word) {
+  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+}
+
+bool IsWordChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+// Sink names label metrics and log lines, so they stay plain.
+bool IsSinkName(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    if (!IsWordChar(c) && c != '-') return false;
+  }
+  return true;
+}
+
+// The table name is spliced into SQL, so only a plain (optionally schema-qualified)
+// identifier is accepted: nothing needs quoting, nothing can inject.
+bool IsSqlName(const std::string& s) {
+  size_t part = 0;
+  for (size_t i = 0; i <= s.size(); ++i) {
+    if (i == s.size() || s[i] == '.') {
+      if (part == 0) return false;
+      part = 0;
+      continue;
+    }
+    if (!IsWordChar(s[i]) || (part == 0 && s[i] >= '0' && s[i] <= '9')) return false;
+    ++part;
+  }
+  return s.find('.') == s.rfind('.');
+}
+
+// "host:port" with a numeric port; the host may be empty (all interfaces) or [v6].
+bool IsListenAddress(const std::string& s) {
+  const size_t colon = s.rfind(':');
+  if (colon == std::string::npos || colon + 1 == s.size()) return false;
+  int port = 0;
+  for (size_t i = colon + 1; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    port = port * 10 + (s[i] - '0');
+    if (port > 65535) return false;
+  }
+  return true;
+}
+
+void ReadSource(MapReader& root, SourceConfig* s) {
+  MapReader r = root.Map("source");
+  r.Enum("type", &s->type, kSourceTypes);
+
+  MapReader k = r.Map("kafka");
+  k.String("bootstrap_servers", &s->kafka.bootstrap_servers);
+  const bool topics_ok = k.StringList("topics", &s->kafka.topics);
+  k.String("group_id", &s->kafka.group_id);
+  k.Enum("start_offset", &s->kafka.start_offset, kStartOffsets);
+  k.Int("consumer_threads", &s->kafka.consumer_threads, 1);
+  k.StringMap("properties", &s->kafka.properties);
+  k.Finish();
+
+  MapReader f = r.Map("file");
+  const bool paths_ok = f.StringList("paths", &s->file.paths);
+  f.Finish();
+  r.Finish();
+
+  if (s->type == SourceType::kKafka) {
+    if (topics_ok && s->kafka.topics.empty()) {
+      k.ValueError("topics", "needs at least one topic");
+    }
+    if (s->kafka.bootstrap_servers.empty()) {
+      k.ValueError("bootstrap_servers", "must not be empty (source.type is kafka)");
+    }
+    if (s->kafka.group_id.empty()) {
+      k.ValueError("group_id", "must not be empty: offsets are committed for the group");
+    }
+  } else if (!f.Has("paths")) {
+    f.Missing("paths", "source.type is file");
+  } else if (paths_ok && s->file.paths.empty()) {
+    f.ValueError("paths", "needs at least one path (source.type is file)");
+  }
+}
+
+void ReadFormat(MapReader& root, FormatConfig* f) {
+  MapReader r = root.Map("format");
+  r.Enum("type", &f->type, kFormatTypes);
+  if (r.String("timezone", &f->timezone) && r.Has("timezone")) {
+    if (!base::LocalTimeConverter::Create(f->timezone).ok()) {
+      r.ValueError("timezone", "unknown time zone '" + f->timezone +
+                                   "'; use an IANA name such as America/New_York, or UTC");
+    }
+  }
+  r.Enum("counters", &f->counters, kCounterModes);
+  r.Int("max_delta", &f->max_delta, 0);
+  r.Int("max_message_bytes", &f->max_message_bytes, 1);
+
+  MapReader fields = r.Map("fields");
+  const struct {
+    const char* key;
+    std::string* out;
+  } kFields[] = {{"station", &f->fields.station},
+                 {"device", &f->fields.device},
+                 {"time", &f->fields.time},
+                 {"entries", &f->fields.entries},
+                 {"exits", &f->fields.exits}};
+  for (const auto& field : kFields) {
+    if (fields.String(field.key, field.out) && field.out->empty()) {
+      fields.ValueError(field.key, "must name a JSON key, not be empty");
+    }
+  }
+  fields.Finish();
+  r.Finish();
+}
+
+void ReadWindow(MapReader& root, WindowConfig* w) {
+  MapReader r = root.Map("window");
+  r.Enum("type", &w->type, kWindowTypes);
+  const bool size_ok = r.Duration("size", &w->size);
+  const bool slide_ok = r.Duration("slide", &w->slide);
+  const bool offset_ok = r.Duration("offset", &w->offset);
+  r.Duration("allowed_lateness", &w->allowed_lateness);
+  r.Duration("idle_timeout", &w->idle_timeout);
+  r.Duration("max_future", &w->max_future);
+  r.Enum("emit", &w->emit, kEmitModes);
+  const bool update_ok = r.Duration("update_interval", &w->update_interval);
+  r.Finish();
+
+  if (!size_ok) return;  // every check below is relative to the size
+  if (w->size <= 0) {
+    r.ValueError("size", "must be greater than 0");
+    return;
+  }
+  const std::string size = FormatDuration(w->size);
+  if (w->type == WindowType::kHopping && slide_ok) {
+    const std::string slide = FormatDuration(w->slide);
+    if (!r.Has("slide")) {
+      r.Missing("slide", "window.type is hopping");
+    } else if (w->slide <= 0) {
+      r.ValueError("slide", "must be greater than 0 for hopping windows");
+    } else if (w->slide > w->size) {
+      r.ValueError("slide", "must not be larger than window.size (" + size +
+                                "): the windows would leave gaps, and records in a gap would be "
+                                "counted in no window");
+    } else if (w->size % w->slide != 0) {
+      r.ValueError("slide", "window.size (" + size + ") must be a whole multiple of the slide (" +
+                                slide +
+                                "), so that every record falls into the same number of "
+                                "windows (size / slide)");
+    }
+  } else if (w->type == WindowType::kTumbling && slide_ok && r.Has("slide") &&
+             w->slide != w->size) {
+    r.ValueError("slide", "tumbling windows slide by their size (" + size +
+                              "); remove slide, or use type: hopping");
+  }
+  const Millis slide = w->EffectiveSlide();
+  if (offset_ok && slide > 0 && w->offset >= slide) {
+    r.ValueError("offset", "must be smaller than the slide (" + FormatDuration(slide) +
+                               "): window starts are offset + k * slide");
+  }
+  if (w->emit == EmitMode::kUpdate && update_ok && w->update_interval <= 0) {
+    r.ValueError("update_interval", "must be greater than 0 when emit is update");
+  }
+}
+
+// Keys that only mean something for some sink types. A key given to a sink type that
+// ignores it is almost always a slip (a dsn on a file sink), so it is an error.
+struct SinkKey {
+  const char* key;
+  SinkType type;
+};
+constexpr SinkKey kTypedSinkKeys[] = {
+    {"path", SinkType::kFile},          {"format", SinkType::kFile},
+    {"compression", SinkType::kFile},   {"roll_bytes", SinkType::kFile},
+    {"roll_interval", SinkType::kFile}, {"dsn", SinkType::kPostgres},
+    {"table", SinkType::kPostgres},     {"bootstrap_servers", SinkType::kKafka},
+    {"topic", SinkType::kKafka},        {"properties", SinkType::kKafka},
+};
+
+void ReadSink(MapReader& r, SinkConfig* s) {
+  r.String("name", &s->name);
+  const bool type_ok = r.Enum("type", &s->type, kSinkTypes);
+  r.String("path", &s->path);
+  r.Enum("format", &s->format, kFileFormats);
+  r.Enum("compression", &s->compression, kCompressions);
+  r.Int("roll_bytes", &s->roll_bytes, 1);
+  r.Duration("roll_interval", &s->roll_interval);
+  r.String("dsn", &s->dsn);
+  const bool table_ok = r.String("table", &s->table);
+  r.String("bootstrap_servers", &s->bootstrap_servers);
+  r.String("topic", &s->topic);
+  r.StringMap("properties", &s->properties);
+  r.Int("batch_rows", &s->batch_rows, 1);
+  r.Duration("flush_interval", &s->flush_interval);
+  r.Finish();
+
+  if (!r.Has("name")) {
+    r.Missing("name");
+  } else if (!IsSinkName(s->name)) {
+    r.ValueError("name", "invalid sink name '" + s->name +
+                             "'; use letters, digits, '_' and '-' (it labels metrics and logs)");
+  }
+  if (!r.Has("type")) {
+    r.Missing("type", "one of: file, postgres, kafka, stdout");
+    return;
+  }
+  if (!type_ok) return;
+  const std::string why = "sinks of type " + std::string(Name(s->type));
+  switch (s->type) {
+    case SinkType::kFile:
+      if (!r.Has("path")) r.Missing("path", "a file sink writes under it");
+      break;
+    case SinkType::kPostgres:
+      if (!r.Has("dsn")) r.Missing("dsn", "a postgres sink connects with it");
+      if (table_ok && !IsSqlName(s->table)) {
+        r.ValueError("table", "invalid table name '" + s->table +
+                                  "'; use letters, digits and '_', optionally as schema.table");
+      }
+      break;
+    case SinkType::kKafka:
+      if (!r.Has("topic")) r.Missing("topic", "a kafka sink writes to it");
+      break;
+    case SinkType::kStdout:
+      break;
+  }
+  for (const SinkKey& k : kTypedSinkKeys) {
+    if (k.type != s->type && r.Has(k.key)) {
+      r.KeyError(k.key, "key '" + std::string(k.key) + "' does not apply to a " + Name(s->type) +
+                            " sink (it is for " + Name(k.type) + " sinks)");
+    }
+  }
+}
+
+void ReadSinks(MapReader& root, Diagnostics* diag, std::vector<SinkConfig>* sinks) {
+  const YAML::Node list = root.Node("sinks");
+  if (!root.Has("sinks")) {
+    root.Missing("sinks", "at least one sink; without one, results would go nowhere");
+    return;
+  }
+  if (!list.IsSequence()) {
+    std::string msg = "expected a list of sinks, got " + Describe(list);
+    if (list.IsMap()) msg += "; start each sink with '- '";
+    root.ValueError("sinks", std::move(msg));
+    return;
+  }
+  if (list.size() == 0) {
+    root.ValueError("sinks", "needs at least one sink; without one, results would go nowhere");
+    return;
+  }
+  std::map<std::string, size_t> first_use;
+  for (size_t i = 0; i < list.size(); ++i) {
+    const YAML::Node item = list[i];
+    const std::string path = "sinks[" + std::to_string(i) + "]";
+    const int line = LineOf(item) > 0 ? LineOf(item) : root.KeyLine("sinks");
+    if (item.IsNull()) {
+      diag->Add(path, line, "expected a map (a sink with a name and a type), got nothing");
+      continue;
+    }
+    MapReader r(diag, item, path, line);
+    SinkConfig sink;
+    ReadSink(r, &sink);
+    if (!sink.name.empty()) {
+      auto [it, fresh] = first_use.emplace(sink.name, i);
+      if (!fresh) {
+        r.ValueError("name", "duplicate sink name '" + sink.name + "' (also sinks[" +
+                                 std::to_string(it->second) + "]); names must be unique");
+      }
+    }
+    sinks->push_back(std::move(sink));
+  }
+}
+
+void ReadDeadLetter(MapReader& root, DeadLetterConfig* d) {
+  // The section's presence turns it on; `enabled: false` keeps it written down but off.
+  d->enabled = root.Has("dead_letter");
+  MapReader r = root.Map("dead_letter");
+  r.Bool("enabled", &d->enabled);
+  const bool type_ok = r.Enum("type", &d->type, kDeadLetterTypes);
+  r.String("path", &d->path);
+  r.String("bootstrap_servers", &d->bootstrap_servers);
+  r.String("topic", &d->topic);
+  r.Finish();
+  if (!d->enabled || !type_ok) return;
+  if (d->type == SinkType::kFile && !r.Has("path")) {
+    r.Missing("path", "dead_letter.type is file");
+  } else if (d->type == SinkType::kKafka && !r.Has("topic")) {
+    r.Missing("topic", "dead_letter.type is kafka");
+  }
+}
+
+void ReadMetrics(MapReader& root, MetricsConfig* m) {
+  if (root.Has("metrics")) m->enabled = true;
+  MapReader r = root.Map("metrics");
+  r.Bool("enabled", &m->enabled);
+  if (r.String("listen", &m->listen) && r.Has("listen") && !IsListenAddress(m->listen)) {
+    r.ValueError("listen", "invalid address '" + m->listen +
+                               "'; write HOST:PORT, e.g. 127.0.0.1:9464 (port 0 picks a free one)");
+  }
+  r.Finish();
+}
+
+void ReadState(MapReader& root, StateConfig* s) {
+  MapReader r = root.Map("state");
+  if (r.String("dir", &s->dir) && s->dir.empty()) r.ValueError("dir", "must not be empty");
+  if (r.Duration("checkpoint_interval", &s->checkpoint_interval) && s->checkpoint_interval <= 0) {
+    r.ValueError("checkpoint_interval", "must be greater than 0");
+  }
+  r.Finish();
+}
+
+void ReadPipeline(MapReader& root, PipelineConfig* p) {
+  MapReader r = root.Map("pipeline");
+  r.Int("shards", &p->shards, 0);
+  r.Int("queue_capacity", &p->queue_capacity, 1);
+  r.Int("batch_records", &p->batch_records, 1);
+  r.Duration("shutdown_timeout", &p->shutdown_timeout);
+  r.Finish();
+}
+
+// Kafka destinations without their own bootstrap_servers use the source cluster's: the
+// results topic and the dead letter usually live next to the input.
+void FillDefaults(Config* c) {
+  for (SinkConfig& s : c->sinks) {
+    if (s.type == SinkType::kKafka && s.bootstrap_servers.empty()) {
+      s.bootstrap_servers = c->source.kafka.bootstrap_servers;
+    }
+  }
+  if (c->dead_letter.type == SinkType::kKafka && c->dead_letter.bootstrap_servers.empty()) {
+    c->dead_letter.bootstrap_servers = c->source.kafka.bootstrap_servers;
+  }
+}
+
+}  // namespace
+
+std::string ConfigError::Format(std::string_view file) const {
+  std::string out(file);
+  if (line > 0) {
+    out += ':';
+    out += std::to_string(line);
+  }
+  out += ": ";
+  if (!path.empty()) out += path + ": ";
+  out += message;
+  return out;
+}
+
+LoadResult LoadConfigText(std::string_view yaml, const EnvLookup& env) {
+  LoadResult result;
+  YAML::Node doc;
+  try {
+    doc = YAML::Load(std::string(yaml));
+  } catch (const YAML::Exception& e) {
+    result.errors.push_back(
+        {"", e.mark.line >= 0 ? e.mark.line + 1 : 0, "YAML syntax error: " + e.msg});
+    return result;
+  }
+  Diagnostics diag(env);
+  if (doc.IsDefined() && !doc.IsNull() && !doc.IsMap()) {
+    diag.Add(
+        "", LineOf(doc),
+        "expected a map of sections (source, format, window, sinks, ...), got " + Describe(doc));
+    result.errors = diag.TakeSorted();
+    return result;
+  }
+  try {
+    MapReader root(&diag, doc, "", 1);
+    Config& c = result.config;
+    ReadSource(root, &c.source);
+    ReadFormat(root, &c.format);
+    ReadWindow(root, &c.window);
+    ReadSinks(root, &diag, &c.sinks);
+    ReadDeadLetter(root, &c.dead_letter);
+    ReadMetrics(root, &c.metrics);
+    ReadState(root, &c.state);
+    ReadPipeline(root, &c.pipeline);
+    root.Finish();
+    FillDefaults(&c);
+  } catch (const YAML::Exception& e) {
+    // The reader checks node kinds before every access, so this is a bug, not bad input;
+    // it still becomes an error rather than a crash.
+    diag.Add("", e.mark.line >= 0 ? e.mark.line + 1 : 0,
+             std::string("internal error: ") + e.what());
+  }
+  result.errors = diag.TakeSorted();
+  return result;
+}
+
+LoadResult LoadConfigFile(const std::string& path, const EnvLookup& env) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult result;
+    result.errors.push_back({"", 0, std::string("cannot read the file: ") + std::strerror(errno)});
+    return result;
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    LoadResult result;
+    result.errors.push_back({"", 0, std::string("cannot read the file: ") + std::strerror(errno)});
+    return result;
+  }
+  return LoadConfigText(text.str(), env);
+}
+
+std::string Summary(const Config& c) {
+  std::string out = "ok: ";
+  out += Name(c.source.type);
+  out += " source (";
+  if (c.source.type == SourceType::kKafka) {
+    out += Plural(c.source.kafka.topics.size(), "topic") + ", " +
+           Plural(static_cast<size_t>(c.source.kafka.consumer_threads), "thread");
+  } else {
+    out += Plural(c.source.file.paths.size(), "path");
+  }
+  out += "), ";
+  out += Name(c.format.type);
+  out += " ";
+  out += Name(c.format.counters);
+  out += ", ";
+  out += Name(c.window.type);
+  out += ' ';
+  out += FormatDuration(c.window.size);
+  out += " windows";
+  if (c.window.type == WindowType::kHopping) {
+    out += " sliding ";
+    out += FormatDuration(c.window.EffectiveSlide());
+  }
+  out += ", " + Plural(c.sinks.size(), "sink") + " (";
+  for (size_t i = 0; i < c.sinks.size(); ++i) {
+    out += (i > 0 ? ", " : "");
+    out += Name(c.sinks[i].type);
+  }
+  out += ")";
+  return out;
+}
+
+}  // namespace turnstiled::config
