@@ -1,0 +1,280 @@
+#include "sink/file_sink.h"
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "base/civil_time.h"
+#include "base/input_file.h"
+#include "sink/partition_path.h"
+#include "sink/row_format.h"
+#include "sink/sink_test_util.h"
+
+using namespace turnstiled;
+using namespace turnstiled::sink;
+using namespace turnstiled::sink::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kHourMs = 3600 * 1000;
+const int64_t kJan6 = base::DaysFromCivil(2024, 1, 6) * 86400 * 1000;
+
+config::SinkConfig FileConfig(const std::string& path, config::FileFormat format,
+                              config::Compression compression) {
+  config::SinkConfig c;
+  c.name = "lake";
+  c.type = config::SinkType::kFile;
+  c.path = path;
+  c.format = format;
+  c.compression = compression;
+  return c;
+}
+
+void WriteAndFlush(const config::SinkConfig& config, const std::vector<window::WindowRow>& rows) {
+  FileSink sink(config);
+  REQUIRE(sink.Open().ok());
+  REQUIRE(sink.Write(rows).ok());
+  base::Status s = sink.Flush();
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(sink.buffered_rows() == 0);
+}
+
+std::string Read(const fs::path& p) {
+  auto text = base::ReadWholeFile(p.string());
+  REQUIRE_MESSAGE(text.ok(), text.status().ToString());
+  return *text;
+}
+
+// Checks that every file under root is inside it, is named for the station it holds, and that
+// the station column reads back whole. Returns the stations found.
+std::multiset<std::string> CheckFilesInside(const std::string& root) {
+  const fs::path canonical_root = fs::weakly_canonical(root);
+  std::multiset<std::string> stations;
+  for (const fs::path& file : FilesUnder(root)) {
+    const fs::path canonical = fs::weakly_canonical(file);
+    const auto rel = canonical.lexically_relative(canonical_root);
+    INFO("file: ", file.string());
+    REQUIRE(!rel.empty());
+    REQUIRE(*rel.begin() != "..");
+    REQUIRE(std::distance(rel.begin(), rel.end()) == 3);  // station=/date=/part
+    const std::string station_dir = rel.begin()->string();
+    REQUIRE(station_dir.starts_with("station="));
+    bool ok = false;
+    auto records = ParseCsv(Read(file), &ok);
+    REQUIRE(ok);
+    REQUIRE(records.size() == 2);
+    REQUIRE(records[1].size() == 9);
+    const std::string& station = records[1][0];
+    auto unescaped = UnescapePartitionValue(std::string_view(station_dir).substr(8));
+    if (EscapePartitionValue(station).find('~') == std::string::npos) {
+      REQUIRE_MESSAGE(unescaped.ok(), unescaped.status().ToString());
+      CHECK(*unescaped == station);
+    } else {
+      CHECK_FALSE(unescaped.ok());
+      CHECK(station_dir == "station=" + EscapePartitionValue(station));
+    }
+    stations.insert(station);
+  }
+  return stations;
+}
+
+}  // namespace
+
+TEST_CASE("every station name, however strange, stays inside the sink path and reads back") {
+  TempDir dir;
+  const std::string root = dir.path() + "/lake";
+  const std::vector<std::string> names = {"../../../../x",
+                                          "A/B",
+                                          "B'WAY",
+                                          "CITY / BUS",
+                                          "..",
+                                          ".",
+                                          "/leading",
+                                          "with\nnewline",
+                                          "\xC3\x89TOILE-\xC5\x92UVRE",
+                                          std::string("bad\xFF\xFE utf8\xC3", 13),
+                                          "",
+                                          "59 ST",
+                                          "TIMES SQ-42 ST",
+                                          "100%",
+                                          "quote\"comma,",
+                                          std::string("nul\0byte", 8),
+                                          std::string(1000, 'Z')};
+  std::vector<window::WindowRow> rows;
+  for (const std::string& n : names) rows.push_back(MakeRow(n, kJan6, kJan6 + 4 * kHourMs));
+  WriteAndFlush(FileConfig(root, config::FileFormat::kCsv, config::Compression::kNone), rows);
+
+  auto stations = CheckFilesInside(root);
+  CHECK(stations == std::multiset<std::string>(names.begin(), names.end()));
+  for (const auto& e : fs::directory_iterator(root)) {
+    CHECK(e.path().filename().string().size() <= kMaxEscapedBytes + 8);
+  }
+  CHECK(fs::exists(root + "/station=59 ST/date=2024-01-06/"
+                          "part-20240106T000000Z-20240106T040000Z.csv"));
+}
+
+TEST_CASE("every real MTA station name stays inside the sink path and reads back") {
+  const char* shared = std::getenv("TURNSTILED_SHARED_DIR");
+  const fs::path data = shared != nullptr ? fs::path(shared) / "data/mta" : fs::path();
+  if (shared == nullptr || !fs::is_directory(data)) {
+    MESSAGE("skipped: no real data (set TURNSTILED_SHARED_DIR to a dir with data/mta)");
+    return;
+  }
+  std::set<std::string> names;
+  for (const auto& e : fs::directory_iterator(data)) {
+    const std::string file = e.path().filename().string();
+    if (!file.starts_with("turnstile_") || !file.ends_with(".zst")) continue;
+    const std::string text = Read(e.path());
+    size_t pos = text.find('\n') + 1;  // skip the header
+    while (pos < text.size()) {
+      size_t end = text.find('\n', pos);
+      if (end == std::string::npos) end = text.size();
+      std::string_view line(text.data() + pos, end - pos);
+      for (int i = 0; i < 3; ++i) line.remove_prefix(line.find(',') + 1);
+      names.emplace(line.substr(0, line.find(',')));
+      pos = end + 1;
+    }
+  }
+  REQUIRE(names.size() > 300);
+  MESSAGE("distinct station names: ", names.size());
+  TempDir dir;
+  std::vector<window::WindowRow> rows;
+  for (const std::string& n : names) rows.push_back(MakeRow(n, kJan6, kJan6 + 4 * kHourMs));
+  WriteAndFlush(FileConfig(dir.path(), config::FileFormat::kCsv, config::Compression::kNone), rows);
+  auto stations = CheckFilesInside(dir.path());
+  CHECK(std::set<std::string>(stations.begin(), stations.end()) == names);
+  CHECK(stations.size() == names.size());
+}
+
+TEST_CASE("csv files round-trip every column, with RFC 4180 quoting, compressed or not") {
+  for (auto compression : {config::Compression::kZstd, config::Compression::kNone}) {
+    TempDir dir;
+    window::WindowRow a = MakeRow("ODD \"NAME\", with\r\nbreaks", kJan6, kJan6 + 4 * kHourMs, 7);
+    a.final = false;
+    window::WindowRow b = MakeRow(a.station, kJan6 + 4 * kHourMs, kJan6 + 8 * kHourMs, 9);
+    b.first_event_ms = kJan6 + 4 * kHourMs + 1500;  // not whole seconds
+    WriteAndFlush(FileConfig(dir.path(), config::FileFormat::kCsv, compression), {b, a});
+    auto files = FilesUnder(dir.path());
+    REQUIRE(files.size() == 1);
+    const std::string ext = compression == config::Compression::kZstd ? ".csv.zst" : ".csv";
+    CHECK(files[0].filename() == "part-20240106T000000Z-20240106T080000Z" + ext);
+    bool ok = false;
+    auto records = ParseCsv(Read(files[0]), &ok);
+    REQUIRE(ok);
+    REQUIRE(records.size() == 3);
+    CHECK(records[0] == std::vector<std::string>{"station", "window_start", "window_end", "entries",
+                                                 "exits", "events", "final", "first_event",
+                                                 "last_event"});
+    CHECK(records[1] == std::vector<std::string>{a.station, "2024-01-06T00:00:00Z",
+                                                 "2024-01-06T04:00:00Z", "7", "14", "3", "false",
+                                                 "2024-01-06T00:00:00Z", "2024-01-06T03:59:59Z"});
+    CHECK(records[2] == std::vector<std::string>{
+                            b.station, "2024-01-06T04:00:00Z", "2024-01-06T08:00:00Z", "9", "18",
+                            "3", "true", "2024-01-06T04:00:01.500Z", "2024-01-06T07:59:59Z"});
+  }
+}
+
+TEST_CASE("jsonl files hold one valid object per row, even for a station that is not UTF-8") {
+  TempDir dir;
+  window::WindowRow a = MakeRow(std::string("Q\"\\\n\xFF", 5), kJan6, kJan6 + 4 * kHourMs, 7);
+  WriteAndFlush(FileConfig(dir.path(), config::FileFormat::kJsonl, config::Compression::kZstd),
+                {a});
+  auto files = FilesUnder(dir.path());
+  REQUIRE(files.size() == 1);
+  CHECK(files[0].filename().string().ends_with(".jsonl.zst"));
+  CHECK(Read(files[0]) ==
+        "{\"station\":\"Q\\\"\\\\\\n\\u00ff\",\"window_start\":\"2024-01-06T00:00:00Z\","
+        "\"window_end\":\"2024-01-06T04:00:00Z\",\"entries\":7,\"exits\":14,\"events\":3,"
+        "\"final\":true,\"first_event\":\"2024-01-06T00:00:00Z\","
+        "\"last_event\":\"2024-01-06T03:59:59Z\"}\n");
+}
+
+TEST_CASE("flushing the same rows twice leaves the same files with the same content") {
+  TempDir dir;
+  std::vector<window::WindowRow> rows;
+  for (int s = 0; s < 5; ++s) {
+    for (int w = 0; w < 30; ++w) {  // five days of 4-hour windows
+      rows.push_back(MakeRow("ST " + std::to_string(s), kJan6 + w * 4 * kHourMs,
+                             kJan6 + (w + 1) * 4 * kHourMs, s * 100 + w));
+    }
+  }
+  auto config = FileConfig(dir.path(), config::FileFormat::kCsv, config::Compression::kZstd);
+  WriteAndFlush(config, rows);
+  auto first = FilesUnder(dir.path());
+  std::vector<std::string> first_content;
+  for (const auto& f : first) first_content.push_back(Read(f));
+  CHECK(first.size() == 5 * 5);  // (station, date) groups: 30 4-hour windows span 5 UTC dates
+
+  std::reverse(rows.begin(), rows.end());  // arrival order does not matter
+  WriteAndFlush(config, rows);
+  auto second = FilesUnder(dir.path());
+  REQUIRE(second == first);
+  for (size_t i = 0; i < second.size(); ++i) CHECK(Read(second[i]) == first_content[i]);
+}
+
+TEST_CASE("the last row written for a window in one flush is the one kept") {
+  TempDir dir;
+  window::WindowRow update = MakeRow("59 ST", kJan6, kJan6 + 4 * kHourMs, 5);
+  update.final = false;
+  window::WindowRow final_row = MakeRow("59 ST", kJan6, kJan6 + 4 * kHourMs, 8);
+  WriteAndFlush(FileConfig(dir.path(), config::FileFormat::kCsv, config::Compression::kNone),
+                {update, final_row});
+  auto files = FilesUnder(dir.path());
+  REQUIRE(files.size() == 1);
+  bool ok = false;
+  auto records = ParseCsv(Read(files[0]), &ok);
+  REQUIRE(records.size() == 2);
+  CHECK(records[1][3] == "8");
+  CHECK(records[1][6] == "true");
+}
+
+TEST_CASE("a group larger than roll_bytes is split at row boundaries into numbered files") {
+  TempDir dir;
+  auto config = FileConfig(dir.path(), config::FileFormat::kCsv, config::Compression::kNone);
+  config.roll_bytes = 400;
+  std::vector<window::WindowRow> rows;
+  for (int w = 0; w < 24; ++w) {
+    rows.push_back(MakeRow("59 ST", kJan6 + w * kHourMs, kJan6 + (w + 1) * kHourMs, w));
+  }
+  WriteAndFlush(config, rows);
+  auto files = FilesUnder(dir.path());
+  REQUIRE(files.size() > 2);
+  int64_t total = 0;
+  for (size_t n = 0; n < files.size(); ++n) {
+    CHECK(files[n].filename().string().starts_with("part-20240106T000000Z-20240107T000000Z-"));
+    const std::string text = Read(files[n]);
+    CHECK(text.size() <= 400);
+    bool ok = false;
+    total += static_cast<int64_t>(ParseCsv(text, &ok).size()) - 1;
+    CHECK(ok);
+  }
+  CHECK(total == 24);
+}
+
+TEST_CASE("a failed flush keeps its rows, leaves no temp file, and the next flush writes them") {
+  TempDir dir;
+  auto config = FileConfig(dir.path(), config::FileFormat::kCsv, config::Compression::kZstd);
+  FileSink sink(config);
+  REQUIRE(sink.Open().ok());
+  // A regular file where the station directory should go makes mkdir fail.
+  { std::ofstream(dir.path() + "/station=BLOCKED") << "x"; }
+  std::vector<window::WindowRow> rows = {MakeRow("OPEN", kJan6, kJan6 + kHourMs),
+                                         MakeRow("BLOCKED", kJan6, kJan6 + kHourMs)};
+  REQUIRE(sink.Write(rows).ok());
+  base::Status s = sink.Flush();
+  CHECK(s.code() == base::Code::kIoError);
+  CHECK(sink.buffered_rows() == 2);
+  for (const auto& f : FilesUnder(dir.path())) {
+    CHECK_FALSE(f.filename().string().starts_with("."));
+  }
+  fs::remove(dir.path() + "/station=BLOCKED");
+  s = sink.Flush();
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(sink.buffered_rows() == 0);
+  CHECK(FilesUnder(dir.path()).size() == 2);
+  CHECK(sink.Close().ok());
+}

@@ -1,0 +1,125 @@
+#include "sink/staged_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+namespace turnstiled::sink {
+namespace {
+
+constexpr size_t kPendingBytes = 256 * 1024;
+constexpr std::string_view kTempPrefix = ".part-";
+constexpr std::string_view kTempSuffix = ".tmp";
+
+std::atomic<uint64_t> temp_counter{0};
+
+}  // namespace
+
+base::Status ErrnoStatus(std::string_view op, const std::string& path, int err) {
+  std::string msg(op);
+  msg += ' ';
+  msg += path;
+  msg += ": ";
+  msg += std::strerror(err);
+  if (err == ENOSPC || err == EDQUOT || err == EIO) return base::Status::Unavailable(msg);
+  return base::Status::IoError(msg);
+}
+
+bool IsStagedTempName(std::string_view name) {
+  return name.starts_with(kTempPrefix) && name.ends_with(kTempSuffix);
+}
+
+base::Status SyncDirectory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open", dir, errno);
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return ErrnoStatus("fsync", dir, err);
+  return {};
+}
+
+base::Result<std::unique_ptr<StagedFile>> StagedFile::Create(const std::string& dir,
+                                                             ZSTD_CCtx_s* cctx) {
+  std::string path = dir;
+  path += '/';
+  path += kTempPrefix;
+  path += std::to_string(::getpid());
+  path += '-';
+  path += std::to_string(temp_counter.fetch_add(1, std::memory_order_relaxed));
+  path += kTempSuffix;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoStatus("create", path, errno);
+  if (cctx != nullptr) ZSTD_CCtx_reset(cctx, ZSTD_reset_session_only);
+  return std::unique_ptr<StagedFile>(new StagedFile(std::move(path), fd, cctx));
+}
+
+StagedFile::StagedFile(std::string temp_path, int fd, ZSTD_CCtx_s* cctx)
+    : temp_path_(std::move(temp_path)), fd_(fd), cctx_(cctx) {}
+
+StagedFile::~StagedFile() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!published_) ::unlink(temp_path_.c_str());
+}
+
+base::Status StagedFile::Append(std::string_view bytes) {
+  pending_.append(bytes);
+  if (pending_.size() < kPendingBytes) return {};
+  base::Status s = cctx_ != nullptr ? Compress(pending_, false) : WriteAll(pending_);
+  pending_.clear();
+  return s;
+}
+
+base::Status StagedFile::Finish() {
+  base::Status s = cctx_ != nullptr ? Compress(pending_, true) : WriteAll(pending_);
+  pending_.clear();
+  if (!s.ok()) return s;
+  if (::fsync(fd_) != 0) return ErrnoStatus("fsync", temp_path_, errno);
+  const int rc = ::close(fd_);
+  fd_ = -1;
+  if (rc != 0) return ErrnoStatus("close", temp_path_, errno);
+  return {};
+}
+
+base::Status StagedFile::Publish(const std::string& final_path) {
+  if (::rename(temp_path_.c_str(), final_path.c_str()) != 0) {
+    return ErrnoStatus("rename", final_path, errno);
+  }
+  published_ = true;
+  return {};
+}
+
+base::Status StagedFile::WriteAll(std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus("write", temp_path_, errno);
+    }
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return {};
+}
+
+base::Status StagedFile::Compress(std::string_view bytes, bool end) {
+  if (out_.empty()) out_.resize(ZSTD_CStreamOutSize());
+  ZSTD_inBuffer in{bytes.data(), bytes.size(), 0};
+  const ZSTD_EndDirective mode = end ? ZSTD_e_end : ZSTD_e_continue;
+  for (;;) {
+    ZSTD_outBuffer out{out_.data(), out_.size(), 0};
+    const size_t remaining = ZSTD_compressStream2(cctx_, &out, &in, mode);
+    if (ZSTD_isError(remaining)) {
+      return base::Status::Internal("zstd " + temp_path_ + ": " + ZSTD_getErrorName(remaining));
+    }
+    base::Status s = WriteAll(std::string_view(out_.data(), out.pos));
+    if (!s.ok()) return s;
+    const bool done = end ? remaining == 0 : in.pos == in.size;
+    if (done) return {};
+  }
+}
+
+}  // namespace turnstiled::sink
