@@ -10,7 +10,7 @@ packages=(
   # libraries linked into turnstiled
   librdkafka-dev libconcurrentqueue-dev libsimdjson-dev libfast-float-dev libzstd-dev
   prometheus-cpp-dev libyaml-cpp-dev libabsl-dev libcli11-dev libfmt-dev libpq-dev
-  libsystemd-dev doctest-dev libbenchmark-dev
+  libsystemd-dev libcivetweb-dev doctest-dev libbenchmark-dev
   python3-pytest
   # tools the tests and benchmarks drive
   zstd kcat python3 python3-confluent-kafka postgresql prometheus curl

@@ -18,6 +18,8 @@ const char* Name(DropReason r) {
       return "out_of_order";
     case DropReason::kLate:
       return "late";
+    case DropReason::kFuture:
+      return "future";
   }
   return "unknown";
 }

@@ -1,0 +1,92 @@
+#include "ingest/file_source.h"
+
+#include <glob.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/input_file.h"
+#include "base/log.h"
+
+namespace turnstiled::ingest {
+
+base::Result<std::vector<std::string>> ExpandPaths(const std::vector<std::string>& patterns) {
+  std::vector<std::string> out;
+  for (const std::string& p : patterns) {
+    if (p.find_first_of("*?[") == std::string::npos) {
+      out.push_back(p);
+      continue;
+    }
+    glob_t g{};
+    const int rc = ::glob(p.c_str(), 0, nullptr, &g);
+    if (rc != 0) {
+      globfree(&g);
+      return base::Status::NotFound("no file matches '" + p + "'");
+    }
+    std::vector<std::string> matches(g.gl_pathv, g.gl_pathv + g.gl_pathc);
+    globfree(&g);
+    std::sort(matches.begin(), matches.end());
+    out.insert(out.end(), matches.begin(), matches.end());
+  }
+  return out;
+}
+
+base::Result<std::unique_ptr<FileSource>> FileSource::Create(const IngestContext& ctx, int source) {
+  auto files = ExpandPaths(ctx.config->source.file.paths);
+  if (!files.ok()) return files.status();
+  auto ingestor = Ingestor::Create(ctx, source);
+  if (!ingestor.ok()) return ingestor.status();
+  return std::unique_ptr<FileSource>(
+      new FileSource(ctx, std::move(ingestor).value(), std::move(files).value()));
+}
+
+FileSource::FileSource(const IngestContext& ctx, std::unique_ptr<Ingestor> ingestor,
+                       std::vector<std::string> files)
+    : ctx_(ctx), ingestor_(std::move(ingestor)), files_(std::move(files)) {}
+
+void FileSource::Run(const std::atomic<bool>& stop) {
+  // Until the end of the input the frontier is unknown, so no window closes early.
+  const window::SourceProgress reading{window::kNoTime, false, false};
+  PartitionClock clock;
+  for (const std::string& path : files_) {
+    if (stop.load(std::memory_order_relaxed)) break;
+    const int32_t slot = ctx_.partitions->Slot(path, -1);
+    auto reader = base::LineChunkReader::Open(path);
+    if (!reader.ok()) {
+      base::Log(base::LogLevel::kError, "file-source", "cannot read input file",
+                {{"path", path}, {"error", reader.status().ToString()}});
+      failed_ = true;
+      continue;
+    }
+    base::Log(base::LogLevel::kInfo, "file-source", "reading",
+              {{"path", path}, {"zstd", (*reader)->compressed() ? "true" : "false"}});
+    int64_t line_no = 0;
+    std::string_view chunk;
+    while (!stop.load(std::memory_order_relaxed) && (*reader)->Next(&chunk)) {
+      const char* p = chunk.data();
+      const char* end = p + chunk.size();
+      while (p < end) {
+        const char* nl =
+            static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
+        const char* line_end = nl != nullptr ? nl : end;
+        ++line_no;
+        if (line_end > p)
+          ingestor_->Handle({p, static_cast<size_t>(line_end - p)}, slot, line_no, &clock);
+        p = line_end + 1;
+      }
+      ingestor_->router().Flush(reading);
+      ingestor_->PublishMetrics();
+    }
+    if (!(*reader)->status().ok()) {
+      base::Log(base::LogLevel::kError, "file-source", "read failed",
+                {{"path", path}, {"error", (*reader)->status().ToString()}});
+      failed_ = true;
+    }
+  }
+  // A stopped file source is not finished: its open windows must not be emitted as final.
+  const bool finished = !stop.load();
+  ingestor_->router().Flush(window::SourceProgress{window::kNoTime, !finished, finished});
+  ingestor_->PublishMetrics();
+}
+
+}  // namespace turnstiled::ingest

@@ -1,0 +1,95 @@
+// Ingestor: what every source does with one message or line, whatever the source.
+//
+// Decode -> reject records too far in the future -> route to a shard, counting every outcome
+// in plain per-thread counters that PublishMetrics() adds to Prometheus once per batch.
+// Decode failures and future records go to the dead letter with their partition and offset.
+//
+// Thread-compatible: one per source thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "decode/decoder.h"
+#include "ingest/router.h"
+#include "metrics/metrics.h"
+#include "sink/dead_letter.h"
+#include "window/batch.h"
+
+namespace turnstiled::ingest {
+
+// Maps the `partition` number carried by records to where they came from: a Kafka
+// (topic, partition) or a file. Slots are added at assignment time, never per record.
+class PartitionRegistry {
+ public:
+  int32_t Slot(const std::string& topic, int32_t partition);
+  // REQUIRES: slot came from Slot().
+  std::pair<std::string, int32_t> Lookup(int32_t slot) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::pair<std::string, int32_t>> slots_;  // guarded by mu_
+};
+
+// Per-partition event-time state, owned by the source thread that has the partition.
+struct PartitionClock {
+  int64_t high_ms = window::kNoTime;                // highest accepted event time
+  std::chrono::steady_clock::time_point last_data;  // for idle_timeout
+  bool done = false;  // --available-now: reached the end offset seen at start
+};
+
+struct IngestContext {
+  const config::Config* config = nullptr;
+  std::vector<ShardChannel*> shards;
+  metrics::PipelineMetrics* metrics = nullptr;  // may be null in tests
+  sink::DeadLetter* dead_letter = nullptr;
+  PartitionRegistry* partitions = nullptr;
+};
+
+class Ingestor {
+ public:
+  static base::Result<std::unique_ptr<Ingestor>> Create(const IngestContext& ctx, int source);
+
+  void Handle(std::string_view bytes, int32_t slot, int64_t offset, PartitionClock* clock) {
+    ++consumed_;
+    consumed_bytes_ += bytes.size();
+    decode::Record rec;
+    const decode::DecodeStatus st = decoder_->Decode(bytes, &rec);
+    if (st != decode::DecodeStatus::kOk) {
+      if (st != decode::DecodeStatus::kHeader) Reject(decode::Name(st), st, bytes, slot, offset);
+      return;
+    }
+    if (clock->high_ms != window::kNoTime && rec.event_ms > clock->high_ms + max_future_) {
+      RejectFuture(bytes, slot, offset, rec.event_ms);
+      return;
+    }
+    if (rec.event_ms > clock->high_ms) clock->high_ms = rec.event_ms;
+    router_.Add(rec, bytes, slot, offset);
+  }
+
+  Router& router() { return router_; }
+  // Adds the counts since the last call to the Prometheus counters.
+  void PublishMetrics();
+
+ private:
+  Ingestor(const IngestContext& ctx, int source, std::unique_ptr<decode::Decoder> decoder);
+  void Reject(const char* reason, decode::DecodeStatus st, std::string_view bytes, int32_t slot,
+              int64_t offset);
+  void RejectFuture(std::string_view bytes, int32_t slot, int64_t offset, int64_t event_ms);
+
+  const IngestContext ctx_;
+  const int64_t max_future_;
+  std::unique_ptr<decode::Decoder> decoder_;
+  Router router_;
+  uint64_t consumed_ = 0;
+  uint64_t consumed_bytes_ = 0;
+  uint64_t decode_errors_[decode::kDecodeStatusCount] = {};
+  uint64_t future_ = 0;
+  uint64_t dead_letters_ = 0;
+};
+
+}  // namespace turnstiled::ingest

@@ -1,0 +1,432 @@
+#include "ingest/kafka_source.h"
+
+#include <librdkafka/rdkafka.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+
+#include "base/log.h"
+
+namespace turnstiled::ingest {
+
+namespace {
+
+using base::Log;
+using base::LogLevel;
+using Clock = std::chrono::steady_clock;
+using TopicPartition = std::pair<std::string, int32_t>;
+
+constexpr size_t kPollBatch = 2048;
+
+// What the consumer threads of one process share.
+struct GroupState {
+  // --available-now: end offsets seen at start. Constant after construction.
+  std::map<TopicPartition, int64_t> targets;
+  std::atomic<int> done{0};
+  int total = 0;
+
+  struct Handoff {
+    int64_t next_offset;
+    int64_t high_ms;
+  };
+  std::mutex mu;
+  std::map<TopicPartition, Handoff> handoff;  // guarded by mu
+
+  bool AllDone() const { return done.load() >= total; }
+};
+
+struct Partition {
+  std::string topic;
+  int32_t partition = 0;
+  int32_t slot = 0;
+  rd_kafka_topic_t* rkt = nullptr;  // set from the first message; stable per handle
+  int64_t next_offset = -1;         // -1: nothing consumed yet
+  int64_t target = -1;              // --available-now end offset
+  PartitionClock clock;
+  prometheus::Gauge* watermark_gauge = nullptr;
+  prometheus::Gauge* lag_gauge = nullptr;
+};
+
+rd_kafka_conf_t* BaseConf(const config::KafkaSourceConfig& k, std::string* err) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char errstr[512];
+  auto set = [&](const std::string& key, const std::string& value) {
+    if (!err->empty()) return;
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), errstr, sizeof errstr) !=
+        RD_KAFKA_CONF_OK) {
+      *err = "source.kafka: " + key + ": " + errstr;
+    }
+  };
+  set("bootstrap.servers", k.bootstrap_servers);
+  set("group.id", k.group_id);
+  set("enable.auto.commit", "false");
+  set("enable.auto.offset.store", "false");
+  set("auto.offset.reset",
+      k.start_offset == config::StartOffset::kEarliest ? "earliest" : "latest");
+  set("enable.partition.eof", "true");
+  // Throughput defaults; every one can be overridden through properties.
+  set("fetch.wait.max.ms", "100");
+  set("fetch.min.bytes", "1");
+  set("queued.min.messages", "200000");
+  set("fetch.max.bytes", "67108864");
+  set("max.partition.fetch.bytes", "4194304");
+  set("client.id", "turnstiled");
+  for (const auto& [key, value] : k.properties) set(key, value);
+  return conf;
+}
+
+class KafkaSource : public Source {
+ public:
+  KafkaSource(const IngestContext& ctx, int index, std::shared_ptr<GroupState> group,
+              bool available_now, std::unique_ptr<Ingestor> ingestor)
+      : ctx_(ctx),
+        index_(index),
+        group_(std::move(group)),
+        available_now_(available_now),
+        idle_timeout_(std::chrono::milliseconds(ctx.config->window.idle_timeout)),
+        ingestor_(std::move(ingestor)) {}
+
+  ~KafkaSource() override { Close(); }
+
+  base::Status Open() {
+    std::string err;
+    rd_kafka_conf_t* conf = BaseConf(ctx_.config->source.kafka, &err);
+    if (!err.empty()) {
+      rd_kafka_conf_destroy(conf);
+      return base::Status::InvalidArgument(err);
+    }
+    rd_kafka_conf_set_opaque(conf, this);
+    rd_kafka_conf_set_rebalance_cb(conf, &KafkaSource::RebalanceThunk);
+    char errstr[512];
+    rk_ = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (rk_ == nullptr)
+      return base::Status::InvalidArgument(std::string("kafka consumer: ") + errstr);
+    rd_kafka_poll_set_consumer(rk_);
+    queue_ = rd_kafka_queue_get_consumer(rk_);
+    rd_kafka_topic_partition_list_t* topics = rd_kafka_topic_partition_list_new(
+        static_cast<int>(ctx_.config->source.kafka.topics.size()));
+    for (const auto& t : ctx_.config->source.kafka.topics) {
+      rd_kafka_topic_partition_list_add(topics, t.c_str(), RD_KAFKA_PARTITION_UA);
+    }
+    const rd_kafka_resp_err_t rc = rd_kafka_subscribe(rk_, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      return base::Status::Unavailable(std::string("subscribe: ") + rd_kafka_err2str(rc));
+    }
+    return base::Status::Ok();
+  }
+
+  Router& router() override { return ingestor_->router(); }
+
+  std::string NotReadyReason() const override {
+    if (assigned_.load() == 0 && index_ == 0 && !group_->AllDone())
+      return "no partitions assigned yet";
+    return "";
+  }
+
+  void Run(const std::atomic<bool>& stop) override {
+    std::vector<rd_kafka_message_t*> msgs(kPollBatch);
+    auto last_lag = Clock::now();
+    while (!stop.load(std::memory_order_relaxed)) {
+      if (available_now_ && group_->AllDone()) break;
+      const ssize_t n = rd_kafka_consume_batch_queue(queue_, 100, msgs.data(), msgs.size());
+      const auto now = Clock::now();
+      for (ssize_t i = 0; i < n; ++i) HandleMessage(msgs[static_cast<size_t>(i)], now);
+      router().Flush(Progress(now));
+      ingestor_->PublishMetrics();
+      if (now - last_lag > std::chrono::seconds(1)) {
+        PublishLag();
+        last_lag = now;
+      }
+    }
+    const bool finished = available_now_ && group_->AllDone();
+    // Wait until the shards have everything, so a stop's commit covers only processed records.
+    router().Quiesce(window::SourceProgress{
+        finished ? window::kEndOfTime : Progress(Clock::now()).frontier_ms, !finished, finished});
+    ingestor_->PublishMetrics();
+  }
+
+  base::Status Commit() override {
+    if (rk_ == nullptr) return base::Status::Ok();
+    rd_kafka_topic_partition_list_t* offsets =
+        rd_kafka_topic_partition_list_new(static_cast<int>(parts_.size()));
+    for (const auto& p : parts_) {
+      if (p->next_offset < 0) continue;
+      rd_kafka_topic_partition_list_add(offsets, p->topic.c_str(), p->partition)->offset =
+          p->next_offset;
+    }
+    base::Status result;
+    if (offsets->cnt > 0) {
+      const rd_kafka_resp_err_t rc = rd_kafka_commit(rk_, offsets, 0);
+      if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        result =
+            base::Status::Unavailable(std::string("offset commit failed: ") + rd_kafka_err2str(rc));
+      } else {
+        if (ctx_.metrics != nullptr) ctx_.metrics->offset_commits->Increment();
+        Log(LogLevel::kInfo, "kafka", "offsets committed",
+            {{"consumer", std::to_string(index_)}, {"partitions", std::to_string(offsets->cnt)}});
+      }
+    }
+    rd_kafka_topic_partition_list_destroy(offsets);
+    return result;
+  }
+
+  void Close() override {
+    if (rk_ == nullptr) return;
+    closing_ = true;
+    if (queue_ != nullptr) rd_kafka_queue_destroy(queue_);
+    queue_ = nullptr;
+    rd_kafka_consumer_close(rk_);
+    rd_kafka_destroy(rk_);
+    rk_ = nullptr;
+  }
+
+ private:
+  static void RebalanceThunk(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t* parts, void* opaque) {
+    static_cast<KafkaSource*>(opaque)->Rebalance(rk, err, parts);
+  }
+
+  void Rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts) {
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      Assign(rk, parts);
+    } else {
+      Revoke(rk);
+    }
+  }
+
+  void Assign(rd_kafka_t* rk, rd_kafka_topic_partition_list_t* parts) {
+    const auto now = Clock::now();
+    {
+      std::lock_guard<std::mutex> lock(group_->mu);
+      for (int i = 0; i < parts->cnt; ++i) {
+        rd_kafka_topic_partition_t& tp = parts->elems[i];
+        auto p = std::make_unique<Partition>();
+        p->topic = tp.topic;
+        p->partition = tp.partition;
+        p->slot = ctx_.partitions->Slot(p->topic, p->partition);
+        p->clock.last_data = now;
+        const TopicPartition key{p->topic, p->partition};
+        if (auto it = group_->handoff.find(key); it != group_->handoff.end()) {
+          tp.offset = it->second.next_offset;  // resume exactly where this process left it
+          p->next_offset = it->second.next_offset;
+          p->clock.high_ms = it->second.high_ms;
+          group_->handoff.erase(it);
+        }
+        if (auto it = group_->targets.find(key); it != group_->targets.end())
+          p->target = it->second;
+        if (ctx_.metrics != nullptr) {
+          const std::map<std::string, std::string> labels{
+              {"topic", p->topic}, {"partition", std::to_string(p->partition)}};
+          p->watermark_gauge = &ctx_.metrics->partition_watermark->Add(labels);
+          p->lag_gauge = &ctx_.metrics->consumer_lag->Add(labels);
+        }
+        parts_.push_back(std::move(p));
+      }
+    }
+    // Where a group already committed at or past the end offset, the partition is done now.
+    if (available_now_) {
+      rd_kafka_topic_partition_list_t* committed = rd_kafka_topic_partition_list_copy(parts);
+      if (rd_kafka_committed(rk, committed, 10000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        for (int i = 0; i < committed->cnt; ++i) {
+          Partition* p = Find(committed->elems[i].topic, committed->elems[i].partition);
+          if (p != nullptr && p->next_offset < 0 && committed->elems[i].offset >= 0) {
+            p->next_offset = committed->elems[i].offset;
+          }
+          if (p != nullptr) MaybeDone(p);
+        }
+      }
+      rd_kafka_topic_partition_list_destroy(committed);
+    }
+    assigned_.store(static_cast<int>(parts_.size()));
+    if (ctx_.metrics != nullptr) ctx_.metrics->assigned_partitions->Increment(parts->cnt);
+    rd_kafka_assign(rk, parts);
+    Log(LogLevel::kInfo, "kafka", "partitions assigned",
+        {{"consumer", std::to_string(index_)}, {"count", std::to_string(parts->cnt)}});
+  }
+
+  void Revoke(rd_kafka_t* rk) {
+    if (!closing_) {
+      // Finish what was sent for these partitions before letting go of them.
+      router().Quiesce(Progress(Clock::now()));
+    }
+    {
+      std::lock_guard<std::mutex> lock(group_->mu);
+      for (const auto& p : parts_) {
+        if (p->next_offset >= 0) {
+          group_->handoff[{p->topic, p->partition}] = {p->next_offset, p->clock.high_ms};
+        }
+      }
+    }
+    if (ctx_.metrics != nullptr)
+      ctx_.metrics->assigned_partitions->Decrement(static_cast<double>(parts_.size()));
+    Log(LogLevel::kInfo, "kafka", "partitions revoked",
+        {{"consumer", std::to_string(index_)}, {"count", std::to_string(parts_.size())}});
+    parts_.clear();
+    last_ = nullptr;
+    assigned_.store(0);
+    rd_kafka_assign(rk, nullptr);
+  }
+
+  Partition* Find(const char* topic, int32_t partition) {
+    for (auto& p : parts_) {
+      if (p->partition == partition && p->topic == topic) return p.get();
+    }
+    return nullptr;
+  }
+
+  void MaybeDone(Partition* p) {
+    if (!available_now_ || p->clock.done) return;
+    if (p->target <= 0 || p->next_offset >= p->target) {
+      p->clock.done = true;
+      group_->done.fetch_add(1);
+    }
+  }
+
+  void HandleMessage(rd_kafka_message_t* m, Clock::time_point now) {
+    Partition* p = last_;
+    if (p == nullptr || p->rkt != m->rkt || p->partition != m->partition) {
+      p = Find(rd_kafka_topic_name(m->rkt), m->partition);
+      if (p != nullptr) p->rkt = m->rkt;
+      last_ = p;
+    }
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      if (p != nullptr) {
+        if (p->next_offset < m->offset) p->next_offset = m->offset;
+        MaybeDone(p);
+      }
+    } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      Log(LogLevel::kWarn, "kafka", "consumer error",
+          {{"consumer", std::to_string(index_)}, {"error", rd_kafka_message_errstr(m)}});
+    } else if (p != nullptr) {
+      ingestor_->Handle({static_cast<const char*>(m->payload), m->len}, p->slot, m->offset,
+                        &p->clock);
+      p->clock.last_data = now;
+      p->next_offset = m->offset + 1;
+      if (p->target >= 0 && p->next_offset >= p->target) MaybeDone(p);
+    }
+    rd_kafka_message_destroy(m);
+  }
+
+  window::SourceProgress Progress(Clock::time_point now) const {
+    int64_t frontier = window::kEndOfTime;
+    bool any = false;
+    for (const auto& p : parts_) {
+      if (p->clock.done) continue;
+      if (now - p->clock.last_data > idle_timeout_) continue;  // idle: do not hold back
+      any = true;
+      frontier = std::min(frontier, p->clock.high_ms);
+    }
+    if (!any) return {window::kNoTime, true, false};
+    return {frontier, false, false};
+  }
+
+  void PublishLag() {
+    for (const auto& p : parts_) {
+      if (p->watermark_gauge != nullptr && p->clock.high_ms != window::kNoTime) {
+        p->watermark_gauge->Set(static_cast<double>(p->clock.high_ms) / 1000.0);
+      }
+      int64_t lo = 0;
+      int64_t hi = 0;
+      if (p->lag_gauge != nullptr && p->next_offset >= 0 &&
+          rd_kafka_get_watermark_offsets(rk_, p->topic.c_str(), p->partition, &lo, &hi) ==
+              RD_KAFKA_RESP_ERR_NO_ERROR) {
+        p->lag_gauge->Set(static_cast<double>(std::max<int64_t>(0, hi - p->next_offset)));
+      }
+    }
+  }
+
+  const IngestContext ctx_;
+  const int index_;
+  const std::shared_ptr<GroupState> group_;
+  const bool available_now_;
+  const Clock::duration idle_timeout_;
+  std::unique_ptr<Ingestor> ingestor_;
+  rd_kafka_t* rk_ = nullptr;
+  rd_kafka_queue_t* queue_ = nullptr;
+  std::vector<std::unique_ptr<Partition>> parts_;  // owned by this source's thread
+  Partition* last_ = nullptr;
+  std::atomic<int> assigned_{0};
+  bool closing_ = false;
+};
+
+// Reads the partitions of every topic and their end offsets, for --available-now.
+base::Status ReadTargets(const config::KafkaSourceConfig& k, GroupState* group) {
+  std::string err;
+  rd_kafka_conf_t* conf = BaseConf(k, &err);
+  if (!err.empty()) {
+    rd_kafka_conf_destroy(conf);
+    return base::Status::InvalidArgument(err);
+  }
+  char errstr[512];
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+  if (rk == nullptr) return base::Status::InvalidArgument(errstr);
+  base::Status result;
+  for (const std::string& topic : k.topics) {
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t rc = RD_KAFKA_RESP_ERR__TRANSPORT;
+    for (int attempt = 0; attempt < 30 && rc != RD_KAFKA_RESP_ERR_NO_ERROR; ++attempt) {
+      rc = rd_kafka_metadata(rk, 0, rkt, &md, 2000);
+      if (rc == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && md->topics[0].err != 0) {
+        rc = md->topics[0].err;
+        rd_kafka_metadata_destroy(md);
+        md = nullptr;
+      }
+    }
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      result =
+          base::Status::Unavailable("metadata for topic '" + topic + "': " + rd_kafka_err2str(rc));
+      rd_kafka_topic_destroy(rkt);
+      break;
+    }
+    for (int i = 0; i < md->topics[0].partition_cnt; ++i) {
+      const int32_t part = md->topics[0].partitions[i].id;
+      int64_t lo = 0;
+      int64_t hi = 0;
+      rc = rd_kafka_query_watermark_offsets(rk, topic.c_str(), part, &lo, &hi, 10000);
+      if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        result = base::Status::Unavailable("end offset of " + topic + "/" + std::to_string(part) +
+                                           ": " + rd_kafka_err2str(rc));
+        break;
+      }
+      group->targets[{topic, part}] = hi;
+    }
+    rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(rkt);
+  }
+  rd_kafka_destroy(rk);
+  group->total = static_cast<int>(group->targets.size());
+  // Empty partitions have nothing to wait for; they are counted when assigned (target 0 or
+  // lo == hi makes MaybeDone true at once).
+  return result;
+}
+
+}  // namespace
+
+base::Result<std::vector<std::unique_ptr<Source>>> MakeKafkaSources(const IngestContext& ctx,
+                                                                    bool available_now) {
+  auto group = std::make_shared<GroupState>();
+  if (available_now) {
+    base::Status s = ReadTargets(ctx.config->source.kafka, group.get());
+    if (!s.ok()) return s;
+    Log(LogLevel::kInfo, "kafka", "available-now: end offsets read",
+        {{"partitions", std::to_string(group->total)}});
+  }
+  std::vector<std::unique_ptr<Source>> sources;
+  const int n = std::max(1, ctx.config->source.kafka.consumer_threads);
+  for (int i = 0; i < n; ++i) {
+    auto ingestor = Ingestor::Create(ctx, i);
+    if (!ingestor.ok()) return ingestor.status();
+    auto src =
+        std::make_unique<KafkaSource>(ctx, i, group, available_now, std::move(ingestor).value());
+    base::Status s = src->Open();
+    if (!s.ok()) return s;
+    sources.push_back(std::move(src));
+  }
+  return sources;
+}
+
+}  // namespace turnstiled::ingest

@@ -1,0 +1,265 @@
+#include "ingest/pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "base/log.h"
+#include "ingest/file_source.h"
+#include "ingest/kafka_source.h"
+
+namespace turnstiled::ingest {
+
+using base::Log;
+using base::LogLevel;
+using Clock = std::chrono::steady_clock;
+
+// Where shards send what they emit and drop. Called from every shard thread at once.
+class Pipeline::Output : public window::ShardOutput {
+ public:
+  Output(Pipeline* p) : p_(p) {}  // NOLINT
+
+  void Emit(int shard, std::vector<window::WindowRow>&& rows, int64_t watermark_ms) override {
+    if (p_->metrics_ && watermark_ms != window::kNoTime && watermark_ms != window::kEndOfTime) {
+      p_->metrics_->shard_watermark[static_cast<size_t>(shard)]->Set(
+          static_cast<double>(watermark_ms) / 1000.0);
+    }
+    if (rows.empty()) return;
+    p_->writers_->Submit(std::make_shared<const std::vector<window::WindowRow>>(std::move(rows)),
+                         Clock::now());
+  }
+
+  void Dropped(window::DropReason reason, const window::RecordBatch& batch,
+               const window::RoutedRecord& r) override {
+    const auto [topic, partition] = p_->partitions_.Lookup(r.partition);
+    p_->dead_letter_->Write(
+        {window::Name(reason), topic, partition, r.offset, r.event_ms, batch.Raw(r)});
+    if (p_->metrics_) p_->metrics_->dead_letters->Increment();
+  }
+
+ private:
+  Pipeline* const p_;
+};
+
+base::Result<std::unique_ptr<Pipeline>> Pipeline::Create(const config::Config& config,
+                                                         const RunOptions& options) {
+  std::unique_ptr<Pipeline> p(new Pipeline(config, options));
+  base::Status s = p->Init();
+  if (!s.ok()) return s;
+  return p;
+}
+
+Pipeline::Pipeline(const config::Config& config, const RunOptions& options)
+    : config_(config), options_(options) {}
+
+Pipeline::~Pipeline() {
+  stop_.store(true);
+  sources_done_.store(true);
+  for (auto& t : shard_threads_) {
+    if (t.joinable()) t.join();
+  }
+  if (writers_) writers_->Stop();
+}
+
+base::Status Pipeline::Init() {
+  num_shards_ = config_.pipeline.shards > 0
+                    ? config_.pipeline.shards
+                    : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+
+  std::vector<std::string> decode_reasons;
+  for (int i = 0; i < decode::kDecodeStatusCount; ++i) {
+    decode_reasons.emplace_back(decode::Name(static_cast<decode::DecodeStatus>(i)));
+  }
+  std::vector<std::string> drop_reasons;
+  for (int i = 0; i < window::kDropReasonCount; ++i) {
+    drop_reasons.emplace_back(window::Name(static_cast<window::DropReason>(i)));
+  }
+  std::vector<std::string> sink_names;
+  for (const auto& s : config_.sinks) sink_names.push_back(s.name);
+  metrics_ = std::make_unique<metrics::PipelineMetrics>(decode_reasons, drop_reasons, sink_names,
+                                                        num_shards_);
+
+  auto dl = sink::MakeDeadLetter(config_.dead_letter);
+  if (!dl.ok()) return dl.status();
+  dead_letter_ = std::move(dl).value();
+
+  std::vector<sink::WriterPool::Entry> entries;
+  for (const auto& sc : config_.sinks) {
+    auto s = sink::MakeSink(sc);
+    if (!s.ok()) {
+      return base::Status(s.status().code(), "sink '" + sc.name + "': " + s.status().message());
+    }
+    entries.push_back({sc, std::move(s).value()});
+  }
+  writers_ = std::make_unique<sink::WriterPool>(std::move(entries), metrics_.get());
+  output_ = std::make_unique<Output>(this);
+
+  IngestContext ctx;
+  ctx.config = &config_;
+  ctx.metrics = metrics_.get();
+  ctx.dead_letter = dead_letter_.get();
+  ctx.partitions = &partitions_;
+  for (int i = 0; i < num_shards_; ++i) {
+    channels_.push_back(std::make_unique<ShardChannel>());
+    ctx.shards.push_back(channels_.back().get());
+  }
+
+  if (config_.source.type == config::SourceType::kFile) {
+    auto fs = FileSource::Create(ctx, 0);
+    if (!fs.ok()) return fs.status();
+    sources_.push_back(std::move(fs).value());
+  } else {
+    auto ks = MakeKafkaSources(ctx, options_.available_now);
+    if (!ks.ok()) return ks.status();
+    for (auto& s : ks.value()) sources_.push_back(std::move(s));
+  }
+
+  window::ShardOptions so;
+  so.window = config_.window;
+  so.counters = config_.format.counters;
+  so.max_delta = config_.format.max_delta;
+  so.num_sources = static_cast<int>(sources_.size());
+  for (int i = 0; i < num_shards_; ++i) {
+    shards_.push_back(std::make_unique<window::Shard>(i, so, output_.get()));
+  }
+  return base::Status::Ok();
+}
+
+std::string Pipeline::NotReadyReason() const {
+  for (const auto& s : sources_) {
+    std::string r = s->NotReadyReason();
+    if (!r.empty()) return r;
+  }
+  return writers_->NotReadyReason();
+}
+
+void Pipeline::ShardLoop(int index) {
+  window::Shard& shard = *shards_[static_cast<size_t>(index)];
+  ShardChannel& ch = *channels_[static_cast<size_t>(index)];
+  metrics::PipelineMetrics& m = *metrics_;
+  const bool updates = config_.window.emit == config::EmitMode::kUpdate;
+  const auto update_every =
+      std::chrono::milliseconds(std::max<int64_t>(1, config_.window.update_interval));
+  auto next_update = Clock::now() + update_every;
+  window::ShardStats published;
+
+  auto process = [&](window::RecordBatch* b) {
+    ch.depth.fetch_sub(1, std::memory_order_relaxed);
+    shard.Process(*b);
+    sources_[static_cast<size_t>(b->source)]->router().Release(b);
+    // Metrics once per batch, as deltas of the shard's plain counters.
+    const window::ShardStats& st = shard.stats();
+    for (int r = 0; r < window::kDropReasonCount; ++r) {
+      if (st.dropped[r] != published.dropped[r]) {
+        m.dropped[static_cast<size_t>(r)]->Increment(
+            static_cast<double>(st.dropped[r] - published.dropped[r]));
+      }
+    }
+    if (st.counter_resets != published.counter_resets) {
+      m.counter_resets->Increment(
+          static_cast<double>(st.counter_resets - published.counter_resets));
+    }
+    if (st.windows_emitted != published.windows_emitted) {
+      m.windows_emitted->Increment(
+          static_cast<double>(st.windows_emitted - published.windows_emitted));
+    }
+    if (st.update_rows != published.update_rows) {
+      m.update_rows->Increment(static_cast<double>(st.update_rows - published.update_rows));
+    }
+    published = st;
+    m.open_windows[static_cast<size_t>(index)]->Set(static_cast<double>(shard.open_windows()));
+    m.shard_queue_depth[static_cast<size_t>(index)]->Set(
+        static_cast<double>(ch.depth.load(std::memory_order_relaxed)));
+  };
+
+  for (;;) {
+    window::RecordBatch* b = nullptr;
+    if (ch.queue.wait_dequeue_timed(b, std::chrono::milliseconds(50))) {
+      process(b);
+    } else if (sources_done_.load()) {
+      // Every source has returned, so everything it sent is already in the queue.
+      while (ch.queue.try_dequeue(b)) process(b);
+      break;
+    }
+    if (updates && Clock::now() >= next_update) {
+      shard.EmitUpdates();
+      next_update = Clock::now() + update_every;
+    }
+  }
+  if (close_all_.load()) shard.CloseAll();
+  m.open_windows[static_cast<size_t>(index)]->Set(static_cast<double>(shard.open_windows()));
+}
+
+base::Status Pipeline::Run() {
+  writers_->Start();
+  for (int i = 0; i < num_shards_; ++i) shard_threads_.emplace_back([this, i] { ShardLoop(i); });
+  if (config_.metrics.enabled) {
+    const std::string listen = options_.metrics_listen_override.empty()
+                                   ? config_.metrics.listen
+                                   : options_.metrics_listen_override;
+    auto http =
+        metrics::HttpServer::Start(listen, metrics_->registry, [this] { return NotReadyReason(); });
+    if (!http.ok()) {
+      // Metrics are for watching; failing to serve them must not stop the data.
+      Log(LogLevel::kError, "metrics", "metrics endpoint not started",
+          {{"listen", listen}, {"error", http.status().ToString()}});
+    } else {
+      http_ = std::move(http).value();
+      Log(LogLevel::kInfo, "metrics", "serving /metrics, /healthz, /readyz",
+          {{"port", std::to_string(http_->port())}});
+    }
+  }
+
+  const auto started = Clock::now();
+  std::vector<std::thread> source_threads;
+  for (auto& s : sources_) source_threads.emplace_back([this, src = s.get()] { src->Run(stop_); });
+  for (auto& t : source_threads) t.join();
+  const bool stopped = stop_.load();
+  close_all_.store(options_.drain);
+  sources_done_.store(true);
+  for (auto& t : shard_threads_) t.join();
+  shard_threads_.clear();
+
+  const auto timeout =
+      std::chrono::milliseconds(std::max<int64_t>(1000, config_.pipeline.shutdown_timeout));
+  const bool acked = writers_->Drain(timeout);
+  writers_->Stop();
+  base::Status flushed = dead_letter_->Flush();
+  if (!flushed.ok()) {
+    Log(LogLevel::kError, "dead-letter", "flush failed", {{"error", flushed.ToString()}});
+  }
+
+  base::Status result = base::Status::Ok();
+  if (!acked) {
+    result = base::Status::Unavailable(
+        "sinks did not acknowledge every row within shutdown_timeout; offsets not committed");
+  } else if (!stopped || options_.drain) {
+    // Everything consumed has been emitted and acknowledged: safe to commit.
+    for (auto& s : sources_) {
+      base::Status c = s->Commit();
+      if (!c.ok()) result = c;
+    }
+  } else {
+    Log(LogLevel::kInfo, "pipeline",
+        "stopped with open windows; offsets left where they were so the next start resumes them");
+  }
+  for (auto& s : sources_) s->Close();
+  for (auto& s : sources_) {
+    if (auto* fs = dynamic_cast<FileSource*>(s.get()); fs != nullptr && fs->failed()) {
+      result = base::Status::IoError("some input files could not be read (see the log)");
+    }
+  }
+  const double secs = std::chrono::duration<double>(Clock::now() - started).count();
+  uint64_t windows = 0;
+  for (const auto& sh : shards_) windows += sh->stats().windows_emitted;
+  uint64_t records = 0;
+  for (const auto& sh : shards_) records += sh->stats().records;
+  Log(LogLevel::kInfo, "pipeline", stopped ? "stopped" : "input complete",
+      {{"records", std::to_string(records)},
+       {"windows", std::to_string(windows)},
+       {"seconds", std::to_string(secs)},
+       {"records_per_second",
+        std::to_string(secs > 0 ? static_cast<uint64_t>(records / secs) : 0)}});
+  return result;
+}
+
+}  // namespace turnstiled::ingest

@@ -1,0 +1,83 @@
+// Pipeline: sources -> shards -> writer pool -> sinks, wired, started and stopped in one place.
+//
+//   source threads --(Router, lock-free queues)--> shard threads --(WriterPool)--> sink threads
+//
+// Start order: sinks, shards, metrics endpoint, sources. Stop order (SPEC §7, written down in
+// docs/ARCHITECTURE.md and exercised by the tests):
+//   1. stop fetching: sources leave their loops and send their last progress;
+//   2. shards process what is queued, then emit what is due (everything with --drain, or when
+//      every source finished its input);
+//   3. the writer pool writes and flushes what was emitted;
+//   4. sources commit their offsets, only if every sink acknowledged everything;
+//   5. sources close, then everything is torn down in reverse order of construction.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/config.h"
+#include "ingest/ingestor.h"
+#include "ingest/source.h"
+#include "metrics/http_server.h"
+#include "metrics/metrics.h"
+#include "sink/dead_letter.h"
+#include "sink/writer_pool.h"
+#include "window/shard.h"
+
+namespace turnstiled::ingest {
+
+struct RunOptions {
+  bool available_now = false;  // consume what the topics hold at start, emit all, commit, exit
+  bool drain = false;  // on stop, emit open windows instead of leaving them to the next start
+  std::string metrics_listen_override;  // tests: "127.0.0.1:0"
+};
+
+class Pipeline {
+ public:
+  static base::Result<std::unique_ptr<Pipeline>> Create(const config::Config& config,
+                                                        const RunOptions& options);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // Runs until the input ends or RequestStop(). Returns OK when every emitted row was
+  // acknowledged by every sink (and offsets were committed where there are any).
+  base::Status Run();
+  // Safe from any thread (the signal thread calls it).
+  void RequestStop() { stop_.store(true); }
+  int metrics_port() const { return http_ ? http_->port() : 0; }
+  metrics::PipelineMetrics& metrics() { return *metrics_; }
+
+ private:
+  class Output;
+  Pipeline(const config::Config& config, const RunOptions& options);
+  base::Status Init();
+  void ShardLoop(int index);
+  std::string NotReadyReason() const;
+
+  // Constant after construction.
+  const config::Config config_;
+  const RunOptions options_;
+  int num_shards_ = 1;
+
+  // Built by Init(), in construction order; destroyed in reverse.
+  std::unique_ptr<metrics::PipelineMetrics> metrics_;
+  std::unique_ptr<sink::DeadLetter> dead_letter_;
+  std::unique_ptr<sink::WriterPool> writers_;
+  std::unique_ptr<Output> output_;
+  PartitionRegistry partitions_;
+  std::vector<std::unique_ptr<ShardChannel>> channels_;
+  std::vector<std::unique_ptr<window::Shard>> shards_;
+  std::vector<std::unique_ptr<Source>> sources_;
+  std::unique_ptr<metrics::HttpServer> http_;
+
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> sources_done_{false};
+  std::atomic<bool> close_all_{false};
+  std::vector<std::thread> shard_threads_;
+};
+
+}  // namespace turnstiled::ingest

@@ -1,0 +1,70 @@
+#include "ingest/router.h"
+
+#include <chrono>
+#include <thread>
+
+namespace turnstiled::ingest {
+
+namespace {
+bool SameProgress(const window::SourceProgress& a, const window::SourceProgress& b) {
+  return a.frontier_ms == b.frontier_ms && a.idle == b.idle && a.finished == b.finished;
+}
+}  // namespace
+
+Router::Router(int source, std::vector<ShardChannel*> shards, size_t batches_per_shard,
+               size_t batch_records, bool keep_raw)
+    : source_(source),
+      shards_(std::move(shards)),
+      batch_records_(std::max<size_t>(1, batch_records)),
+      keep_raw_(keep_raw),
+      pending_(shards_.size(), nullptr),
+      sent_progress_(shards_.size(), window::SourceProgress{window::kNoTime, false, false}) {
+  total_ = shards_.size() * std::max<size_t>(2, batches_per_shard);
+  for (size_t i = 0; i < total_; ++i) {
+    auto b = std::make_unique<window::RecordBatch>();
+    b->source = source_;
+    b->records.reserve(batch_records_);
+    b->arena.reserve(batch_records_ * 48);
+    free_.enqueue(b.get());
+    pool_.push_back(std::move(b));
+  }
+  // Force the first Flush() to tell every shard about this source.
+  for (auto& p : sent_progress_) p.frontier_ms = window::kEndOfTime;
+}
+
+Router::~Router() = default;
+
+window::RecordBatch* Router::Take() {
+  window::RecordBatch* b = nullptr;
+  while (!free_.wait_dequeue_timed(b, std::chrono::milliseconds(100))) {
+  }
+  b->Clear();
+  return b;
+}
+
+void Router::Send(size_t shard) {
+  window::RecordBatch* b = pending_[shard];
+  pending_[shard] = nullptr;
+  b->progress = sent_progress_[shard];  // records first; new progress travels with Flush()
+  shards_[shard]->depth.fetch_add(1, std::memory_order_relaxed);
+  shards_[shard]->queue.enqueue(b);
+}
+
+void Router::Flush(const window::SourceProgress& progress) {
+  progress_ = progress;
+  for (size_t s = 0; s < shards_.size(); ++s) {
+    if (pending_[s] == nullptr) {
+      if (SameProgress(sent_progress_[s], progress)) continue;
+      pending_[s] = Take();
+    }
+    sent_progress_[s] = progress;
+    Send(s);
+  }
+}
+
+void Router::Quiesce(const window::SourceProgress& progress) {
+  Flush(progress);
+  while (in_flight() > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+}
+
+}  // namespace turnstiled::ingest

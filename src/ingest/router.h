@@ -1,0 +1,102 @@
+// Router: an ingest source's side of the lock-free queues to the shards.
+//
+// A source decodes a record and Add()s it; the router copies the strings into the batch of
+// the shard that owns hash(station) and sends the batch when it is full. Flush() sends what
+// is pending together with the source's progress, so the shards learn how far it has read.
+//
+// Batches come from a fixed per-source pool and come back through the free list once a
+// shard has processed them. No allocation per record once the pool is warm, no locks: the
+// queues are moodycamel's. When the pool is empty the source blocks in Add() or Flush(): that
+// wait is the backpressure that stops fetching while shards or sinks are behind.
+//
+// Thread-compatible: one source thread owns a Router. The ShardChannels are shared.
+#pragma once
+
+#include <concurrentqueue/blockingconcurrentqueue.h>
+
+#include <atomic>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "decode/record.h"
+#include "window/batch.h"
+
+namespace turnstiled::ingest {
+
+// The queue into one shard. Many sources enqueue; the shard thread dequeues.
+struct ShardChannel {
+  moodycamel::BlockingConcurrentQueue<window::RecordBatch*> queue;
+  std::atomic<int64_t> depth{0};
+};
+
+// FNV-1a: stable, cheap for short station names, and the same in every build.
+inline uint64_t StationHash(std::string_view s) {
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+  return h;
+}
+
+class Router {
+ public:
+  // `batches_per_shard` bounds what this source may have in flight to each shard.
+  Router(int source, std::vector<ShardChannel*> shards, size_t batches_per_shard,
+         size_t batch_records, bool keep_raw);
+  ~Router();
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  void Add(const decode::Record& record, std::string_view raw, int32_t partition, int64_t offset) {
+    const size_t shard = shards_.size() == 1 ? 0 : StationHash(record.station) % shards_.size();
+    window::RecordBatch* b = pending_[shard];
+    if (b == nullptr) b = pending_[shard] = Take();
+    window::RoutedRecord& r = b->records.emplace_back();
+    r.station_off = b->Append(record.station);
+    r.station_len = static_cast<uint32_t>(record.station.size());
+    r.device_off = b->Append(record.device);
+    r.device_len = static_cast<uint32_t>(record.device.size());
+    if (keep_raw_) {
+      r.raw_off = b->Append(raw);
+      r.raw_len = static_cast<uint32_t>(raw.size());
+    } else {
+      r.raw_off = r.raw_len = 0;
+    }
+    r.partition = partition;
+    r.offset = offset;
+    r.event_ms = record.event_ms;
+    r.entries = record.entries;
+    r.exits = record.exits;
+    if (b->records.size() >= batch_records_) Send(shard);
+  }
+
+  // Sends every pending batch with `progress`; shards with nothing pending get an empty batch
+  // when the progress differs from what they last heard.
+  void Flush(const window::SourceProgress& progress);
+  // Flush(), then waits until the shards have processed every batch of this source.
+  void Quiesce(const window::SourceProgress& progress);
+  // Returns a processed batch to this router's pool. Called by shard threads.
+  void Release(window::RecordBatch* batch) { free_.enqueue(batch); }
+  size_t in_flight() const { return total_ - static_cast<size_t>(free_.size_approx()); }
+
+ private:
+  window::RecordBatch* Take();
+  void Send(size_t shard);
+
+  // Constant after construction.
+  const int source_;
+  const std::vector<ShardChannel*> shards_;  // borrowed
+  const size_t batch_records_;
+  const bool keep_raw_;
+  size_t total_ = 0;
+
+  // Owned by the source thread.
+  std::vector<window::RecordBatch*> pending_;
+  std::vector<window::SourceProgress> sent_progress_;
+  window::SourceProgress progress_;
+  std::vector<std::unique_ptr<window::RecordBatch>> pool_;
+
+  // Shared with the shard threads.
+  moodycamel::BlockingConcurrentQueue<window::RecordBatch*> free_;
+};
+
+}  // namespace turnstiled::ingest

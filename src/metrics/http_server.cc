@@ -1,0 +1,67 @@
+#include "metrics/http_server.h"
+
+#include <civetweb.h>
+#include <prometheus/text_serializer.h>
+
+#include <cstring>
+#include <sstream>
+
+namespace turnstiled::metrics {
+
+namespace {
+void Reply(mg_connection* conn, int code, const char* type, const std::string& body) {
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+            "Connection: close\r\n\r\n",
+            code, code == 200 ? "OK" : (code == 404 ? "Not Found" : "Service Unavailable"), type,
+            body.size());
+  mg_write(conn, body.data(), body.size());
+}
+}  // namespace
+
+base::Result<std::unique_ptr<HttpServer>> HttpServer::Start(
+    const std::string& listen, std::shared_ptr<prometheus::Registry> registry,
+    ReadinessProbe ready) {
+  std::unique_ptr<HttpServer> server(new HttpServer(std::move(registry), std::move(ready)));
+  const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "2", nullptr};
+  mg_callbacks callbacks{};
+  server->ctx_ = mg_start(&callbacks, nullptr, options);
+  if (server->ctx_ == nullptr) {
+    return base::Status::Unavailable("cannot listen on " + listen +
+                                     " for metrics (address in use or not valid)");
+  }
+  mg_set_request_handler(server->ctx_, "/", &HttpServer::Handle, server.get());
+  mg_server_port ports[4];
+  const int n = mg_get_server_ports(server->ctx_, 4, ports);
+  if (n > 0) server->port_ = ports[0].port;
+  return server;
+}
+
+HttpServer::~HttpServer() {
+  if (ctx_ != nullptr) mg_stop(ctx_);
+}
+
+int HttpServer::Handle(mg_connection* conn, void* self_ptr) {
+  auto* self = static_cast<HttpServer*>(self_ptr);
+  const mg_request_info* info = mg_get_request_info(conn);
+  const std::string uri = info->local_uri != nullptr ? info->local_uri : "";
+  if (uri == "/metrics") {
+    std::ostringstream out;
+    prometheus::TextSerializer().Serialize(out, self->registry_->Collect());
+    Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", out.str());
+  } else if (uri == "/healthz") {
+    Reply(conn, 200, "text/plain", "ok\n");
+  } else if (uri == "/readyz") {
+    const std::string reason = self->ready_ ? self->ready_() : std::string();
+    if (reason.empty()) {
+      Reply(conn, 200, "text/plain", "ready\n");
+    } else {
+      Reply(conn, 503, "text/plain", "not ready: " + reason + "\n");
+    }
+  } else {
+    Reply(conn, 404, "text/plain", "not found: try /metrics, /healthz or /readyz\n");
+  }
+  return 1;
+}
+
+}  // namespace turnstiled::metrics

@@ -1,0 +1,147 @@
+#include "metrics/metrics.h"
+
+#include "base/log.h"
+
+#ifndef TURNSTILED_VERSION
+#define TURNSTILED_VERSION "0.0.0"
+#endif
+
+namespace turnstiled::metrics {
+
+namespace {
+prometheus::Histogram::BucketBoundaries LatencyBuckets() {
+  return {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+}
+}  // namespace
+
+PipelineMetrics::PipelineMetrics(const std::vector<std::string>& decode_reasons,
+                                 const std::vector<std::string>& drop_reasons,
+                                 const std::vector<std::string>& sink_names, int shards)
+    : registry(std::make_shared<prometheus::Registry>()) {
+  using prometheus::BuildCounter;
+  using prometheus::BuildGauge;
+  using prometheus::BuildHistogram;
+  auto& r = *registry;
+  BuildGauge()
+      .Name("turnstiled_build_info")
+      .Help("Build information; the value is 1.")
+      .Register(r)
+      .Add({{"version", TURNSTILED_VERSION}})
+      .Set(1);
+  consumed_records = &BuildCounter()
+                          .Name("turnstiled_consumed_records_total")
+                          .Help("Messages (Kafka) or lines (files) read from the source.")
+                          .Register(r)
+                          .Add({});
+  consumed_bytes = &BuildCounter()
+                        .Name("turnstiled_consumed_bytes_total")
+                        .Help("Bytes of message payloads read from the source.")
+                        .Register(r)
+                        .Add({});
+  auto& decode = BuildCounter()
+                     .Name("turnstiled_decode_errors_total")
+                     .Help("Messages that did not decode, by reason.")
+                     .Register(r);
+  for (const auto& reason : decode_reasons) {
+    // "ok" and "header" share the decoder's enum but are not errors: no series for them.
+    const bool error = reason != "ok" && reason != "header";
+    decode_errors.push_back(error ? &decode.Add({{"reason", reason}}) : nullptr);
+  }
+  auto& drops = BuildCounter()
+                    .Name("turnstiled_dropped_records_total")
+                    .Help("Decoded records left out of every window, by reason.")
+                    .Register(r);
+  for (const auto& reason : drop_reasons) dropped.push_back(&drops.Add({{"reason", reason}}));
+  counter_resets =
+      &BuildCounter()
+           .Name("turnstiled_counter_resets_total")
+           .Help("Cumulative readings whose delta exceeded format.max_delta and counted 0.")
+           .Register(r)
+           .Add({});
+  windows_emitted = &BuildCounter()
+                         .Name("turnstiled_windows_emitted_total")
+                         .Help("Final window rows emitted.")
+                         .Register(r)
+                         .Add({});
+  update_rows = &BuildCounter()
+                     .Name("turnstiled_update_rows_emitted_total")
+                     .Help("Non-final rows emitted for open windows (emit: update).")
+                     .Register(r)
+                     .Add({});
+  dead_letters = &BuildCounter()
+                      .Name("turnstiled_dead_letters_total")
+                      .Help("Records written to the dead letter.")
+                      .Register(r)
+                      .Add({});
+  auto& depth = BuildGauge()
+                    .Name("turnstiled_queue_depth_batches")
+                    .Help("Record batches waiting in each shard's queue.")
+                    .Register(r);
+  auto& open = BuildGauge()
+                   .Name("turnstiled_open_windows")
+                   .Help("Open (station, window) aggregates per shard.")
+                   .Register(r);
+  auto& wm = BuildGauge()
+                 .Name("turnstiled_shard_watermark_seconds")
+                 .Help("Each shard's watermark, in seconds since the epoch.")
+                 .Register(r);
+  for (int s = 0; s < shards; ++s) {
+    const std::string label = std::to_string(s);
+    shard_queue_depth.push_back(&depth.Add({{"shard", label}}));
+    open_windows.push_back(&open.Add({{"shard", label}}));
+    shard_watermark.push_back(&wm.Add({{"shard", label}}));
+  }
+  partition_watermark =
+      &BuildGauge()
+           .Name("turnstiled_partition_watermark_seconds")
+           .Help("Highest event time seen per source partition, in seconds since the epoch.")
+           .Register(r);
+  consumer_lag = &BuildGauge()
+                      .Name("turnstiled_consumer_lag_records")
+                      .Help("Records between the consumer's position and the partition's end.")
+                      .Register(r);
+  assigned_partitions = &BuildGauge()
+                             .Name("turnstiled_assigned_partitions")
+                             .Help("Source partitions assigned to this instance.")
+                             .Register(r)
+                             .Add({});
+  offset_commits = &BuildCounter()
+                        .Name("turnstiled_offset_commits_total")
+                        .Help("Offset commits made after sinks acknowledged.")
+                        .Register(r)
+                        .Add({});
+  auto& written = BuildCounter()
+                      .Name("turnstiled_sink_rows_written_total")
+                      .Help("Rows written and acknowledged (flushed) by each sink.")
+                      .Register(r);
+  auto& failed = BuildCounter()
+                     .Name("turnstiled_sink_rows_failed_total")
+                     .Help("Rows in sink writes or flushes that failed (they are retried).")
+                     .Register(r);
+  auto& retried = BuildCounter()
+                      .Name("turnstiled_sink_retries_total")
+                      .Help("Sink write or flush attempts retried after a failure.")
+                      .Register(r);
+  auto& sdepth = BuildGauge()
+                     .Name("turnstiled_sink_queue_depth_batches")
+                     .Help("Row batches waiting for each sink.")
+                     .Register(r);
+  auto& delay =
+      BuildHistogram()
+          .Name("turnstiled_emit_delay_seconds")
+          .Help("Time from the watermark passing a window's end to the sink's acknowledgement.")
+          .Register(r);
+  for (const auto& name : sink_names) {
+    sinks.push_back({&written.Add({{"sink", name}}), &failed.Add({{"sink", name}}),
+                     &retried.Add({{"sink", name}}), &sdepth.Add({{"sink", name}}),
+                     &delay.Add({{"sink", name}}, LatencyBuckets())});
+  }
+  end_to_end_latency =
+      &BuildHistogram()
+           .Name("turnstiled_end_to_end_latency_seconds")
+           .Help("Time from a record's append to Kafka to the sink acknowledging its window.")
+           .Register(r)
+           .Add({}, LatencyBuckets());
+}
+
+}  // namespace turnstiled::metrics

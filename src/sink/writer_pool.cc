@@ -1,0 +1,205 @@
+#include "sink/writer_pool.h"
+
+#include <algorithm>
+
+#include "base/log.h"
+
+namespace turnstiled::sink {
+
+using Clock = std::chrono::steady_clock;
+using base::Log;
+using base::LogLevel;
+
+WriterPool::WriterPool(std::vector<Entry> entries, metrics::PipelineMetrics* metrics,
+                       size_t queue_capacity)
+    : capacity_(std::max<size_t>(1, queue_capacity)) {
+  for (size_t i = 0; i < entries.size(); ++i) {
+    auto w = std::make_unique<Writer>();
+    w->entry = std::move(entries[i]);
+    if (metrics != nullptr && i < metrics->sinks.size()) w->metrics = &metrics->sinks[i];
+    writers_.push_back(std::move(w));
+  }
+}
+
+WriterPool::~WriterPool() { Stop(); }
+
+void WriterPool::Start() {
+  started_ = true;
+  for (auto& w : writers_) w->thread = std::thread([this, p = w.get()] { Run(p); });
+}
+
+uint64_t WriterPool::Submit(RowBatchPtr rows, Clock::time_point emitted) {
+  std::lock_guard<std::mutex> order(submit_mu_);
+  const uint64_t seq = submitted_.load() + 1;
+  for (auto& w : writers_) {
+    std::unique_lock<std::mutex> lock(w->mu);
+    w->cv.wait(lock, [&] { return w->queue.size() < capacity_ || stopping_.load(); });
+    w->queue.push_back(Item{rows, seq, emitted});
+    if (w->metrics != nullptr) w->metrics->queue_depth->Set(static_cast<double>(w->queue.size()));
+    w->cv.notify_all();
+  }
+  submitted_.store(seq);
+  return seq;
+}
+
+uint64_t WriterPool::Acked() const {
+  uint64_t acked = submitted_.load();
+  for (const auto& w : writers_) acked = std::min(acked, w->acked.load());
+  return acked;
+}
+
+bool WriterPool::Drain(std::chrono::milliseconds timeout) {
+  const uint64_t target = submitted_.load();
+  for (auto& w : writers_) {
+    std::lock_guard<std::mutex> lock(w->mu);
+    w->queue.push_back(Item{nullptr, target, Clock::now()});
+    w->cv.notify_all();
+  }
+  const auto deadline = Clock::now() + timeout;
+  for (auto& w : writers_) {
+    std::unique_lock<std::mutex> lock(w->mu);
+    if (!w->cv.wait_until(lock, deadline, [&] { return w->acked.load() >= target; })) return false;
+  }
+  return true;
+}
+
+void WriterPool::Stop() {
+  if (!started_) return;
+  started_ = false;
+  stopping_.store(true);
+  for (auto& w : writers_) {
+    {
+      std::lock_guard<std::mutex> lock(w->mu);
+      w->cv.notify_all();
+    }
+    if (w->thread.joinable()) w->thread.join();
+  }
+}
+
+std::string WriterPool::NotReadyReason() const {
+  for (const auto& w : writers_) {
+    if (!w->healthy.load()) {
+      std::lock_guard<std::mutex> lock(w->mu);
+      return "sink " + w->entry.config.name + ": " +
+             (w->last_error.empty() ? std::string("not open yet") : w->last_error);
+    }
+  }
+  return "";
+}
+
+template <typename Op>
+bool WriterPool::Retry(Writer* w, const char* what, size_t rows, Op op) {
+  auto backoff = std::chrono::milliseconds(100);
+  for (;;) {
+    const base::Status s = op();
+    if (s.ok()) {
+      w->healthy.store(true);
+      return true;
+    }
+    w->healthy.store(false);
+    {
+      std::lock_guard<std::mutex> lock(w->mu);
+      w->last_error = std::string(what) + " failed: " + base::Redact(s.ToString());
+    }
+    if (w->metrics != nullptr) {
+      w->metrics->rows_failed->Increment(static_cast<double>(rows));
+      w->metrics->retries->Increment();
+    }
+    Log(LogLevel::kWarn, "sink", "sink operation failed; will retry",
+        {{"sink", w->entry.config.name},
+         {"op", what},
+         {"error", base::Redact(s.ToString())},
+         {"retry_in_ms", std::to_string(backoff.count())}});
+    std::unique_lock<std::mutex> lock(w->mu);
+    if (w->cv.wait_for(lock, backoff, [&] { return stopping_.load(); })) return false;
+    backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
+  }
+}
+
+void WriterPool::Run(Writer* w) {
+  Sink& sink = *w->entry.sink;
+  const auto flush_every =
+      std::chrono::milliseconds(std::max<int64_t>(1, w->entry.config.flush_interval));
+  const size_t batch_rows = static_cast<size_t>(std::max(1, w->entry.config.batch_rows));
+  if (!Retry(w, "open", 0, [&] { return sink.Open(); })) return;
+  Log(LogLevel::kInfo, "sink", "sink open",
+      {{"sink", w->entry.config.name}, {"type", config::Name(w->entry.config.type)}});
+
+  uint64_t written_seq = 0;  // highest seq written but not yet flushed
+  size_t unflushed_rows = 0;
+  std::vector<Clock::time_point> unflushed_emits;
+  auto last_flush = Clock::now();
+
+  auto flush = [&]() -> bool {
+    if (!Retry(w, "flush", unflushed_rows, [&] { return sink.Flush(); })) return false;
+    const auto now = Clock::now();
+    if (w->metrics != nullptr) {
+      w->metrics->rows_written->Increment(static_cast<double>(unflushed_rows));
+      for (const auto& t : unflushed_emits) {
+        w->metrics->emit_delay->Observe(std::chrono::duration<double>(now - t).count());
+      }
+    }
+    unflushed_rows = 0;
+    unflushed_emits.clear();
+    last_flush = now;
+    std::lock_guard<std::mutex> lock(w->mu);
+    w->acked.store(std::max(w->acked.load(), written_seq));
+    w->cv.notify_all();
+    return true;
+  };
+
+  for (;;) {
+    Item item;
+    bool have = false;
+    {
+      std::unique_lock<std::mutex> lock(w->mu);
+      const auto due = last_flush + flush_every;
+      w->cv.wait_until(lock, due, [&] { return !w->queue.empty() || stopping_.load(); });
+      if (!w->queue.empty()) {
+        item = std::move(w->queue.front());
+        w->queue.pop_front();
+        have = true;
+        if (w->metrics != nullptr)
+          w->metrics->queue_depth->Set(static_cast<double>(w->queue.size()));
+        w->cv.notify_all();
+      } else if (stopping_.load()) {
+        break;
+      }
+    }
+    bool force = false;
+    if (have && item.rows != nullptr) {
+      if (!item.rows->empty()) {
+        if (!Retry(w, "write", item.rows->size(), [&] { return sink.Write(*item.rows); })) break;
+        unflushed_rows += item.rows->size();
+        unflushed_emits.push_back(item.emitted);
+      }
+      written_seq = std::max(written_seq, item.seq);
+    } else if (have) {
+      force = true;  // Drain()
+      written_seq = std::max(written_seq, std::min(item.seq, submitted_.load()));
+    }
+    const bool due = Clock::now() >= last_flush + flush_every;
+    if (force || unflushed_rows >= batch_rows || (due && written_seq > w->acked.load())) {
+      if (!flush()) break;
+    } else if (due) {
+      last_flush = Clock::now();
+    }
+  }
+  // Stopping: make what was written durable, then close.
+  if (unflushed_rows > 0 || written_seq > w->acked.load()) {
+    const base::Status s = sink.Flush();
+    if (s.ok()) {
+      w->acked.store(std::max(w->acked.load(), written_seq));
+    } else {
+      Log(LogLevel::kError, "sink", "final flush failed",
+          {{"sink", w->entry.config.name}, {"error", base::Redact(s.ToString())}});
+    }
+  }
+  const base::Status s = sink.Close();
+  if (!s.ok()) {
+    Log(LogLevel::kWarn, "sink", "close failed",
+        {{"sink", w->entry.config.name}, {"error", base::Redact(s.ToString())}});
+  }
+}
+
+}  // namespace turnstiled::sink

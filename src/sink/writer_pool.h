@@ -1,0 +1,98 @@
+// WriterPool: one writer thread per sink, with the retry, batching and timing every sink
+// shares (STYLE: they live here once, not in each sink).
+//
+// Shards Submit() batches of rows; each sink's thread Write()s them and Flush()es every
+// `flush_interval` or `batch_rows`, whichever comes first (that is also how files roll by
+// age). A failed write or flush is retried with exponential backoff (100 ms up to 5 s) until
+// it succeeds or the pool stops: rows are never dropped, and a sink that is down holds its
+// queue, which fills, which blocks Submit(), which stalls the shards and then ingest
+// (backpressure, bounded memory).
+//
+// A submission is acknowledged when every sink has flushed it: Acked() only grows, and offsets
+// may be committed for what it covers. Thread-safe: Submit() from any shard thread; Drain()
+// and Stop() from the control thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/config.h"
+#include "metrics/metrics.h"
+#include "sink/sink.h"
+#include "window/row.h"
+
+namespace turnstiled::sink {
+
+using RowBatchPtr = std::shared_ptr<const std::vector<window::WindowRow>>;
+
+class WriterPool {
+ public:
+  struct Entry {
+    config::SinkConfig config;
+    std::unique_ptr<Sink> sink;
+  };
+  // `metrics` may be null (tests); otherwise its sinks[] follow `entries` in order.
+  WriterPool(std::vector<Entry> entries, metrics::PipelineMetrics* metrics,
+             size_t queue_capacity = 64);
+  ~WriterPool();
+  WriterPool(const WriterPool&) = delete;
+  WriterPool& operator=(const WriterPool&) = delete;
+
+  // Opens every sink (retrying in the background when one cannot open yet) and starts the
+  // writer threads.
+  void Start();
+  // Queues rows for every sink; blocks while any sink's queue is full. Returns the sequence
+  // number of this submission. `emitted` is when the watermark released the rows.
+  uint64_t Submit(RowBatchPtr rows, std::chrono::steady_clock::time_point emitted);
+  // Highest sequence number flushed by every sink.
+  uint64_t Acked() const;
+  uint64_t Submitted() const { return submitted_.load(); }
+  // Asks every sink to flush now and waits until all submitted so far is acknowledged, or
+  // `timeout` passes. Returns true when everything was acknowledged.
+  bool Drain(std::chrono::milliseconds timeout);
+  // Stops the writer threads after they have written what is queued (bounded by Drain's
+  // caller) and closes the sinks.
+  void Stop();
+  // "" when every sink is open and its last attempt succeeded; otherwise why not.
+  std::string NotReadyReason() const;
+
+ private:
+  struct Item {
+    RowBatchPtr rows;  // null: a flush request
+    uint64_t seq = 0;
+    std::chrono::steady_clock::time_point emitted;
+  };
+  struct Writer {
+    Entry entry;
+    metrics::SinkMetrics* metrics = nullptr;
+    std::mutex mu;
+    std::condition_variable cv;  // signalled on enqueue, dequeue and stop
+    std::deque<Item> queue;      // guarded by mu
+    std::atomic<uint64_t> acked{0};
+    std::atomic<bool> healthy{false};
+    std::string last_error;  // guarded by mu
+    std::thread thread;
+  };
+
+  void Run(Writer* w);
+  // Retries `op` until it succeeds or the pool stops. Returns false when stopped first.
+  template <typename Op>
+  bool Retry(Writer* w, const char* what, size_t rows, Op op);
+
+  const size_t capacity_;
+  std::vector<std::unique_ptr<Writer>> writers_;
+  std::atomic<uint64_t> submitted_{0};
+  std::mutex submit_mu_;  // keeps sequence numbers in queue order across shards
+  std::atomic<bool> stopping_{false};
+  bool started_ = false;
+};
+
+}  // namespace turnstiled::sink
