@@ -43,8 +43,8 @@ std::string ExpandEnv(std::string_view text, const EnvLookup& env,
     }
     const size_t close = text.find('}', i + 2);
     if (close == std::string_view::npos) {
-      errors->push_back("unterminated '${' in '" + std::string(text) +
-                        "'; write ${NAME} or ${NAME:-default}");
+      // The text itself is not echoed: it may be a DSN or a password.
+      errors->push_back("unterminated '${' (no closing '}'); write ${NAME} or ${NAME:-default}");
       return out;
     }
     const std::string_view body = text.substr(i + 2, close - i - 2);

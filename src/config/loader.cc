@@ -376,15 +376,22 @@ std::string ConfigError::Format(std::string_view file) const {
 
 LoadResult LoadConfigText(std::string_view yaml, const EnvLookup& env) {
   LoadResult result;
-  YAML::Node doc;
+  std::vector<YAML::Node> docs;
   try {
-    doc = YAML::Load(std::string(yaml));
+    docs = YAML::LoadAll(std::string(yaml));
   } catch (const YAML::Exception& e) {
     result.errors.push_back(
         {"", e.mark.line >= 0 ? e.mark.line + 1 : 0, "YAML syntax error: " + e.msg});
     return result;
   }
   Diagnostics diag(env);
+  const YAML::Node doc = docs.empty() ? YAML::Node() : docs[0];
+  if (docs.size() > 1) {
+    // Which document a reader would take is a guess; one file holds one config.
+    diag.Add("", LineOf(docs[1]),
+             "the file holds " + std::to_string(docs.size()) +
+                 " YAML documents (separated by '---'); a config is one document");
+  }
   if (doc.IsDefined() && !doc.IsNull() && !doc.IsMap()) {
     diag.Add(
         "", LineOf(doc),

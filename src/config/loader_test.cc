@@ -165,7 +165,7 @@ TEST_CASE("env references expand anywhere in a value, several at a time, with de
                       "${NOPE:-value}",
                       "invalid variable reference '${1X}'; write ${NAME} or ${NAME:-default}, "
                       "where NAME is letters, digits and '_'",
-                      "unterminated '${' in 'x${A'; write ${NAME} or ${NAME:-default}"});
+                      "unterminated '${' (no closing '}'); write ${NAME} or ${NAME:-default}"});
 }
 
 TEST_CASE("an undefined variable is an error at the value that uses it") {
@@ -386,4 +386,10 @@ TEST_CASE("every shipped example config in config/ loads without errors") {
     CHECK_MESSAGE(r.ok(), all);
   }
   CHECK(n >= 4);
+}
+
+TEST_CASE("a second YAML document is an error, not silently ignored") {
+  CHECK(Errors(std::string(kSinks) + "---\nwindow: {size: 1h}\n") ==
+        Lines{"c.yaml:4: the file holds 2 YAML documents (separated by '---'); a config is one "
+              "document"});
 }
