@@ -1,0 +1,159 @@
+#include "sink/sink.h"
+
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "base/civil_time.h"
+#include "base/input_file.h"
+#include "sink/dead_letter.h"
+#include "sink/file_dead_letter.h"
+#include "sink/row_format.h"
+#include "sink/sink_test_util.h"
+#include "sink/stdout_sink.h"
+
+using namespace turnstiled;
+using namespace turnstiled::sink;
+using namespace turnstiled::sink::testing;
+
+namespace {
+const int64_t kJan6 = base::DaysFromCivil(2024, 1, 6) * 86400 * 1000;
+}
+
+TEST_CASE("MakeSink builds file and stdout sinks and names the ones not built yet") {
+  config::SinkConfig c;
+  c.type = config::SinkType::kStdout;
+  CHECK(MakeSink(c).ok());
+  c.type = config::SinkType::kFile;
+  c.path = "/tmp/unused";
+  CHECK(MakeSink(c).ok());
+  c.type = config::SinkType::kPostgres;
+  CHECK(MakeSink(c).status().ToString().find(
+            "sink type 'postgres' is not available in this build yet") != std::string::npos);
+  CHECK(MakeSink(c).status().code() == base::Code::kInvalidArgument);
+  c.type = config::SinkType::kKafka;
+  CHECK(MakeSink(c).status().message() == "sink type 'kafka' is not available in this build yet");
+}
+
+TEST_CASE("a file sink without a path refuses to open") {
+  config::SinkConfig c;
+  c.type = config::SinkType::kFile;
+  auto sink = MakeSink(c);
+  REQUIRE(sink.ok());
+  CHECK((*sink)->Open().code() == base::Code::kInvalidArgument);
+}
+
+TEST_CASE("the stdout sink prints one aligned table per flush") {
+  char* text = nullptr;
+  size_t size = 0;
+  std::FILE* out = open_memstream(&text, &size);
+  {
+    StdoutSink sink(out);
+    REQUIRE(sink.Open().ok());
+    CHECK(sink.Flush().ok());  // nothing buffered: nothing printed
+    std::vector<window::WindowRow> rows = {MakeRow("59 ST", kJan6, kJan6 + 4 * 3600000, 120),
+                                           MakeRow("A\nB", kJan6, kJan6 + 4 * 3600000, 7)};
+    REQUIRE(sink.Write(rows).ok());
+    REQUIRE(sink.Flush().ok());
+  }
+  std::fclose(out);
+  const std::string printed(text, size);
+  std::free(text);
+  CHECK(printed ==
+        "-------------------------------------------\n"
+        "Batch: 0\n"
+        "-------------------------------------------\n"
+        "+-------+--------------------+--------------------+-------+-----+------+\n"
+        "|station|window_start        |window_end          |entries|exits|events|\n"
+        "+-------+--------------------+--------------------+-------+-----+------+\n"
+        "|59 ST  |2024-01-06T00:00:00Z|2024-01-06T04:00:00Z|    120|  240|     3|\n"
+        "|A\\x0AB |2024-01-06T00:00:00Z|2024-01-06T04:00:00Z|      7|   14|     3|\n"
+        "+-------+--------------------+--------------------+-------+-----+------+\n"
+        "\n");
+}
+
+TEST_CASE("dead letter lines carry the reason, the source position and the raw bytes") {
+  DeadLetterEntry e;
+  e.reason = "late";
+  e.topic = "turnstile-stream";
+  e.partition = 3;
+  e.offset = 1234;
+  e.event_ms = kJan6 + 4 * 3600000;
+  e.raw = "A002,R051,\"x\"";
+  CHECK(FormatDeadLetter(e) ==
+        "{\"reason\":\"late\",\"topic\":\"turnstile-stream\",\"partition\":3,\"offset\":1234,"
+        "\"event_time\":\"2024-01-06T04:00:00Z\",\"raw\":\"A002,R051,\\\"x\\\"\","
+        "\"raw_base64\":false}\n");
+  e.event_ms = INT64_MIN;
+  e.raw = std::string_view("\xFF\x00\x01", 3);
+  CHECK(FormatDeadLetter(e) ==
+        "{\"reason\":\"late\",\"topic\":\"turnstile-stream\",\"partition\":3,\"offset\":1234,"
+        "\"raw\":\"/wAB\",\"raw_base64\":true}\n");
+}
+
+TEST_CASE("the file dead letter appends whole lines from many threads and survives reopening") {
+  TempDir dir;
+  config::DeadLetterConfig c;
+  c.enabled = true;
+  c.type = config::SinkType::kFile;
+  c.path = dir.path() + "/dlq";
+  for (int open = 0; open < 2; ++open) {
+    auto dl = MakeDeadLetter(c);
+    REQUIRE(dl.ok());
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < 100; ++i) {
+          DeadLetterEntry e;
+          e.reason = "bad_field";
+          e.partition = t;
+          e.offset = i;
+          e.raw = "some,raw,line";
+          (*dl)->Write(e);
+        }
+      });
+    }
+    for (auto& th : threads) th.join();
+    CHECK((*dl)->Flush().ok());
+  }
+  auto text = base::ReadWholeFile(c.path + "/dead-letter.jsonl");
+  REQUIRE(text.ok());
+  size_t lines = 0;
+  for (size_t pos = 0; pos < text->size(); ++lines) {
+    const size_t end = text->find('\n', pos);
+    REQUIRE(end != std::string::npos);
+    CHECK(text->substr(pos, 20) == "{\"reason\":\"bad_field");
+    pos = end + 1;
+  }
+  CHECK(lines == 800);
+}
+
+TEST_CASE("a disabled dead letter discards, and kafka is not available yet") {
+  config::DeadLetterConfig c;
+  auto dl = MakeDeadLetter(c);
+  REQUIRE(dl.ok());
+  (*dl)->Write(DeadLetterEntry{});
+  CHECK((*dl)->Flush().ok());
+  c.enabled = true;
+  c.type = config::SinkType::kKafka;
+  CHECK(MakeDeadLetter(c).status().message() ==
+        "sink type 'kafka' is not available in this build yet");
+}
+
+TEST_CASE("utf-8 validation and json escaping agree on what is valid") {
+  CHECK(IsValidUtf8("plain"));
+  CHECK(IsValidUtf8("\xC3\x89TOILE \xF0\x9F\x9A\x87"));
+  CHECK_FALSE(IsValidUtf8("\xC0\x80"));      // overlong
+  CHECK_FALSE(IsValidUtf8("\xED\xA0\x80"));  // surrogate
+  CHECK_FALSE(IsValidUtf8("\xE2\x82"));      // cut
+  std::string out;
+  AppendJsonString(std::string_view("\x01\t\xC3\x89\xC3", 5), &out);
+  CHECK(out == "\"\\u0001\\t\xC3\x89\\u00c3\"");
+  out.clear();
+  AppendBase64("ab", &out);
+  AppendBase64("abc", &out);
+  AppendBase64("a", &out);
+  CHECK(out == "YWI=YWJjYQ==");
+}
