@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the dependencies, builds, and runs every test:
+#   1. the release build: unit tests and integration tests (real broker, kcat, Python client,
+#      PostgreSQL, promtool), all through CTest;
+#   2. the ASan+UBSan build and the TSan build: the same tests again under the sanitizers.
+# Exits non-zero when any test fails. Set TURNSTILED_SKIP_SANITIZERS=1 for a quick local run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+
+run_preset() {
+  local preset="$1"
+  echo "=== build: $preset"
+  bash scripts/build.sh "$preset"
+  echo "=== test: $preset"
+  ctest --preset "$preset" --output-on-failure --timeout 900
+}
+
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/scripts/tsan.supp"
+export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp"
+
+run_preset release
+if [ "${TURNSTILED_SKIP_SANITIZERS:-0}" != "1" ]; then
+  run_preset asan
+  run_preset tsan
+fi
+echo "=== all tests passed"
