@@ -1,10 +1,10 @@
 // turnstiled: one binary, a table of subcommands (like ninja's kTools), "did you mean" included.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
-#include <algorithm>
 
 #include "app/commands.h"
 #include "tools/commands.h"
