@@ -1,0 +1,231 @@
+#include "decode/mta_csv.h"
+
+#include <bit>
+#include <cstring>
+#include <utility>
+
+#include "decode/scan.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+namespace turnstiled::decode {
+
+namespace {
+constexpr size_t kMaxFields = 13;  // 11 MTA fields, or 13 with the producer's ID,TIMESTAMP
+}  // namespace
+
+// Where ScanLine found the commas of one line. `commas` counts them all, including any past
+// kMaxFields, which are not recorded.
+struct LineScan {
+  size_t end = 0;  // offset of the '\n', or the byte count when there is none
+  uint32_t commas = 0;
+  bool quote = false;
+  uint32_t comma[kMaxFields];
+};
+
+namespace {
+
+constexpr size_t kDate = 6;
+constexpr size_t kTime = 7;
+constexpr size_t kEntries = 9;
+constexpr size_t kExits = 10;
+
+// DATE as MM/DD/YYYY or MM-DD-YY (years 20YY); TIME as HH:MM:SS. Returns local civil seconds.
+bool ParseDateTime(std::string_view date, std::string_view time, int64_t* local_seconds) {
+  unsigned mo, d, y, h, mi, s;
+  if (date.size() == 10) {
+    if (date[2] != date[5] || (date[2] != '/' && date[2] != '-')) return false;
+    if (!scan::Digits(date.data() + 6, 4, &y)) return false;
+  } else if (date.size() == 8) {
+    if (date[2] != date[5] || (date[2] != '/' && date[2] != '-')) return false;
+    if (!scan::Digits(date.data() + 6, 2, &y)) return false;
+    y += 2000;
+  } else {
+    return false;
+  }
+  if (!scan::Digits(date.data(), 2, &mo) || !scan::Digits(date.data() + 3, 2, &d)) return false;
+  if (time.size() != 8 || time[2] != ':' || time[5] != ':' || !scan::Digits(time.data(), 2, &h) ||
+      !scan::Digits(time.data() + 3, 2, &mi) || !scan::Digits(time.data() + 6, 2, &s)) {
+    return false;
+  }
+  return scan::CivilSeconds(y, mo, d, h, mi, s, local_seconds);
+}
+
+bool IsHeaderField(std::string_view first) {
+  first = scan::Unquote(scan::Trim(first));
+  return first == "C/A" || first == "CA";
+}
+
+// Scans one line in a single pass, 16 bytes at a time: where it ends ('\n' or the end of the
+// bytes), where its commas are, and whether it holds a quote (then the caller re-splits it).
+void ScanLine(const char* p, size_t n, LineScan* out) {
+  uint32_t commas = 0;
+  uint32_t quotes = 0;
+  size_t i = 0;
+  auto record = [&](uint32_t mask, size_t base) {
+    while (mask != 0) {
+      if (commas < kMaxFields)
+        out->comma[commas] = static_cast<uint32_t>(base + std::countr_zero(mask));
+      ++commas;
+      mask &= mask - 1;
+    }
+  };
+#if defined(__SSE2__)
+  const __m128i comma = _mm_set1_epi8(',');
+  const __m128i newline = _mm_set1_epi8('\n');
+  const __m128i quote = _mm_set1_epi8('"');
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+    uint32_t cm = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, comma)));
+    uint32_t qm = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)));
+    const uint32_t nm = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, newline)));
+    if (nm != 0) {
+      const uint32_t before = (1u << std::countr_zero(nm)) - 1;
+      record(cm & before, i);
+      out->commas = commas;
+      out->quote = quotes != 0 || (qm & before) != 0;
+      out->end = i + static_cast<size_t>(std::countr_zero(nm));
+      return;
+    }
+    quotes |= qm;
+    record(cm, i);
+  }
+#endif
+  for (; i < n; ++i) {
+    const char c = p[i];
+    if (c == '\n') break;
+    if (c == ',') record(1, i);
+    if (c == '"') quotes = 1;
+  }
+  out->commas = commas;
+  out->quote = quotes != 0;
+  out->end = i;
+}
+
+}  // namespace
+
+MtaCsvDecoder::MtaCsvDecoder(base::LocalTimeConverter zone, int64_t max_message_bytes)
+    : max_message_bytes_(static_cast<size_t>(max_message_bytes)), zone_(std::move(zone)) {}
+
+bool MtaCsvDecoder::IsHeader(std::string_view line) {
+  const char* comma = static_cast<const char*>(std::memchr(line.data(), ',', line.size()));
+  return IsHeaderField(comma == nullptr ? line
+                                        : line.substr(0, static_cast<size_t>(comma - line.data())));
+}
+
+DecodeStatus MtaCsvDecoder::Decode(std::string_view bytes, Record* out) {
+  if (bytes.size() > max_message_bytes_) return DecodeStatus::kOversized;
+  bool saw_header = false;
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    LineScan scan;
+    ScanLine(bytes.data() + pos, bytes.size() - pos, &scan);
+    const std::string_view line = bytes.substr(pos, scan.end);
+    pos += scan.end + 1;
+    DecodeStatus status;
+    if (scan.quote || line.empty() || scan::IsSpace(line.front())) {
+      // The rare shapes (quotes, leading blanks, blank lines) take the general path.
+      const std::string_view trimmed = scan::Trim(line);
+      if (trimmed.empty()) continue;
+      if (IsHeader(trimmed)) {
+        saw_header = true;
+        continue;
+      }
+      status = DecodeLine(trimmed, out);
+    } else {
+      const size_t first_end = scan.commas == 0 ? line.size() : scan.comma[0];
+      if (IsHeaderField(line.substr(0, first_end))) {
+        saw_header = true;
+        continue;
+      }
+      status = DecodeScanned(line, scan, out);
+    }
+    // One record per message: whatever follows may only be blank or header lines.
+    while (pos < bytes.size()) {
+      std::string_view rest = bytes.substr(pos);
+      const std::string_view more = scan::Trim(scan::NextLine(&rest));
+      pos = bytes.size() - rest.size();
+      if (!more.empty() && !IsHeader(more)) return DecodeStatus::kBadFieldCount;
+    }
+    return status;
+  }
+  return saw_header ? DecodeStatus::kHeader : DecodeStatus::kEmpty;
+}
+
+DecodeStatus MtaCsvDecoder::DecodeScanned(std::string_view line, const LineScan& scan,
+                                          Record* out) {
+  const size_t n = scan.commas + 1;
+  if (n != 11 && n != 13) return DecodeStatus::kBadFieldCount;
+  std::string_view f[kMaxFields];
+  size_t start = 0;
+  for (size_t i = 0; i + 1 < n; ++i) {
+    f[i] = line.substr(start, scan.comma[i] - start);
+    start = scan.comma[i] + 1;
+  }
+  f[n - 1] = scan::Trim(line.substr(start));  // a trailing '\r' or blanks
+  return DecodeFields(line, f, n, /*quoted=*/false, out);
+}
+
+DecodeStatus MtaCsvDecoder::DecodeLine(std::string_view line, Record* out) {
+  std::string_view f[kMaxFields];
+  size_t n = 0;
+  bool quoted = false;
+  const char* p = line.data();
+  const char* const end = line.data() + line.size();
+  for (;;) {
+    if (n == kMaxFields) return DecodeStatus::kBadFieldCount;
+    if (p < end && *p == '"') {
+      // A double-quoted field may hold commas; it ends at the next quote ("" is not unescaped).
+      const char* q = static_cast<const char*>(std::memchr(p + 1, '"', end - p - 1));
+      if (q == nullptr) return DecodeStatus::kBadFieldCount;
+      f[n++] = std::string_view(p + 1, static_cast<size_t>(q - p - 1));
+      quoted = true;
+      p = q + 1;
+      if (p == end) break;
+      if (*p != ',') return DecodeStatus::kBadFieldCount;
+      ++p;
+      continue;
+    }
+    const char* c = static_cast<const char*>(std::memchr(p, ',', static_cast<size_t>(end - p)));
+    if (c == nullptr) {
+      f[n++] = std::string_view(p, static_cast<size_t>(end - p));
+      break;
+    }
+    f[n++] = std::string_view(p, static_cast<size_t>(c - p));
+    p = c + 1;
+  }
+  if (n != 11 && n != 13) return DecodeStatus::kBadFieldCount;
+  return DecodeFields(line, f, n, quoted, out);
+}
+
+DecodeStatus MtaCsvDecoder::DecodeFields(std::string_view line, const std::string_view* f,
+                                         size_t /*n*/, bool quoted, Record* out) {
+  if (f[0].empty() || f[1].empty() || f[2].empty() || f[3].empty()) {
+    return DecodeStatus::kMissingField;
+  }
+  int64_t local_seconds;
+  if (!ParseDateTime(f[kDate], f[kTime], &local_seconds)) return DecodeStatus::kBadTime;
+  DecodeStatus s = scan::ParseInt64(scan::Trim(f[kEntries]), &out->entries);
+  if (s != DecodeStatus::kOk) return s;
+  s = scan::ParseInt64(scan::Trim(f[kExits]), &out->exits);
+  if (s != DecodeStatus::kOk) return s;
+
+  if (!quoted) {
+    // C/A, UNIT and SCP are the first three fields, so the device is a prefix of the row.
+    out->device = std::string_view(line.data(), static_cast<size_t>(f[2].end() - line.data()));
+  } else {
+    device_.assign(f[0]);
+    device_.push_back(',');
+    device_.append(f[1]);
+    device_.push_back(',');
+    device_.append(f[2]);
+    out->device = device_;
+  }
+  out->station = f[3];
+  out->event_ms = zone_.ToUtcSeconds(local_seconds) * 1000;
+  return DecodeStatus::kOk;
+}
+
+}  // namespace turnstiled::decode

@@ -1,0 +1,50 @@
+// MtaCsvDecoder: the MTA weekly turnstile layout (format `mta-csv`, SPEC §3).
+//
+//   C/A,UNIT,SCP,STATION,LINENAME,DIVISION,DATE,TIME,DESC,ENTRIES,EXITS[,ID,TIMESTAMP]
+//
+// The record's device is the bytes `C/A,UNIT,SCP` as they stand in the row (a view, no copy),
+// its station is STATION, and its time is DATE+TIME read in the configured zone. See
+// docs/FORMATS.md for every accepted variant.
+//
+// Thread-compatible: one decoder per ingest thread. Views in a decoded Record point into the
+// message bytes (or, for quoted rows, into this decoder) until the next Decode().
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/time_zone.h"
+#include "decode/decoder.h"
+
+namespace turnstiled::decode {
+
+struct LineScan;  // mta_csv.cc
+
+class MtaCsvDecoder final : public Decoder {
+ public:
+  MtaCsvDecoder(base::LocalTimeConverter zone, int64_t max_message_bytes);
+
+  DecodeStatus Decode(std::string_view bytes, Record* out) override;
+
+  // True if `line` is a header row: its first field, trimmed and unquoted, is `C/A` or `CA`.
+  static bool IsHeader(std::string_view line);
+
+ private:
+  // The fast path: a line without quotes or leading blanks, already split by ScanLine.
+  DecodeStatus DecodeScanned(std::string_view line, const LineScan& scan, Record* out);
+  // The general path: one trimmed, non-empty, non-header line, quotes allowed.
+  DecodeStatus DecodeLine(std::string_view line, Record* out);
+  // Checks and converts the n (11 or 13) fields of a row. `quoted` says the key fields are
+  // not contiguous bytes of `line`.
+  DecodeStatus DecodeFields(std::string_view line, const std::string_view* f, size_t n, bool quoted,
+                            Record* out);
+
+  // Constant after construction.
+  const size_t max_message_bytes_;
+  // Owned by the calling thread.
+  base::LocalTimeConverter zone_;  // caches per-day offsets, hence not const
+  std::string device_;             // device of a row whose key fields are quoted; reused
+};
+
+}  // namespace turnstiled::decode
