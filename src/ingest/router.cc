@@ -18,7 +18,8 @@ Router::Router(int source, std::vector<ShardChannel*> shards, size_t batches_per
       batch_records_(std::max<size_t>(1, batch_records)),
       keep_raw_(keep_raw),
       pending_(shards_.size(), nullptr),
-      sent_progress_(shards_.size(), window::SourceProgress{window::kNoTime, false, false}) {
+      sent_progress_(shards_.size(), window::SourceProgress{window::kNoTime, false, false}),
+      announced_(shards_.size(), false) {
   total_ = shards_.size() * std::max<size_t>(2, batches_per_shard);
   for (size_t i = 0; i < total_; ++i) {
     auto b = std::make_unique<window::RecordBatch>();
@@ -28,8 +29,6 @@ Router::Router(int source, std::vector<ShardChannel*> shards, size_t batches_per
     free_.enqueue(b.get());
     pool_.push_back(std::move(b));
   }
-  // Force the first Flush() to tell every shard about this source.
-  for (auto& p : sent_progress_) p.frontier_ms = window::kEndOfTime;
 }
 
 Router::~Router() = default;
@@ -54,10 +53,12 @@ void Router::Flush(const window::SourceProgress& progress) {
   progress_ = progress;
   for (size_t s = 0; s < shards_.size(); ++s) {
     if (pending_[s] == nullptr) {
-      if (SameProgress(sent_progress_[s], progress)) continue;
+      // The first Flush() tells every shard about this source, even with nothing new.
+      if (announced_[s] && SameProgress(sent_progress_[s], progress)) continue;
       pending_[s] = Take();
     }
     sent_progress_[s] = progress;
+    announced_[s] = true;
     Send(s);
   }
 }

@@ -91,7 +91,10 @@ class Router {
 
   // Owned by the source thread.
   std::vector<window::RecordBatch*> pending_;
+  // What each shard last heard from this source; a batch sent before any Flush() carries the
+  // "nothing known yet" progress (kNoTime), which holds the shard's watermark back.
   std::vector<window::SourceProgress> sent_progress_;
+  std::vector<bool> announced_;
   window::SourceProgress progress_;
   std::vector<std::unique_ptr<window::RecordBatch>> pool_;
 

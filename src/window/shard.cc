@@ -67,9 +67,11 @@ void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
       exits = 0;
     } else if (r.event_ms == d.t0) {
       ++stats_.dropped[static_cast<int>(DropReason::kDuplicate)];
+      output_->Dropped(DropReason::kDuplicate, batch, r);
       return;
     } else if (r.event_ms < d.t0) {
       ++stats_.dropped[static_cast<int>(DropReason::kOutOfOrder)];
+      output_->Dropped(DropReason::kOutOfOrder, batch, r);
       return;
     } else {
       // Unsigned subtraction cannot overflow; the result is then read back as signed.

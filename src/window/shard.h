@@ -42,7 +42,7 @@ class ShardOutput {
   // `rows` are closed (or, with emit: update, refreshed) windows. `watermark_ms` is the
   // shard's watermark after this emit: every window ending at or before it is final.
   virtual void Emit(int shard, std::vector<WindowRow>&& rows, int64_t watermark_ms) = 0;
-  // A record dropped as late (the other reasons are only counted). Exception path.
+  // A record dropped as duplicate, out_of_order or late, for the dead letter. Exception path.
   virtual void Dropped(DropReason reason, const RecordBatch& batch, const RoutedRecord& r) = 0;
 };
 

@@ -16,12 +16,14 @@ constexpr int64_t kH = 3600 * 1000;
 struct Collector : ShardOutput {
   std::vector<WindowRow> rows;
   std::vector<int64_t> late_offsets;
+  std::vector<DropReason> dropped;
   int64_t last_watermark = kNoTime;
   void Emit(int, std::vector<WindowRow>&& r, int64_t w) override {
     for (auto& row : r) rows.push_back(std::move(row));
     last_watermark = w;
   }
   void Dropped(DropReason reason, const RecordBatch&, const RoutedRecord& r) override {
+    dropped.push_back(reason);
     if (reason == DropReason::kLate) late_offsets.push_back(r.offset);
   }
   // (station, start) -> (entries, exits, events)
@@ -87,6 +89,7 @@ TEST_CASE("the cumulative rule: baseline, duplicates, out of order, backwards an
   CHECK(t[{"59 ST", 4 * kH}] == std::tuple<int64_t, int64_t, int64_t>{50, 5, 1});
   CHECK(shard.stats().dropped[static_cast<int>(DropReason::kDuplicate)] == 1);
   CHECK(shard.stats().dropped[static_cast<int>(DropReason::kOutOfOrder)] == 1);
+  CHECK(out.dropped == std::vector<DropReason>{DropReason::kDuplicate, DropReason::kOutOfOrder});
   CHECK(shard.stats().counter_resets == 1);
 }
 
