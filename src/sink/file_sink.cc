@@ -98,8 +98,8 @@ base::Status FileSink::Flush() {
     rows.push_back(order[i]);
   }
 
-  std::vector<Staged> staged;
-  std::vector<std::string> dirs;
+  // One group, so one file (or more when it rolls), per (station, UTC date).
+  std::vector<std::pair<size_t, size_t>> groups;
   for (size_t begin = 0; begin < rows.size();) {
     const window::WindowRow& first = buffer_[rows[begin]];
     const int64_t day = base::FloorDiv(first.window_start_ms, 86400000);
@@ -108,18 +108,36 @@ base::Status FileSink::Flush() {
            base::FloorDiv(buffer_[rows[end]].window_start_ms, 86400000) == day) {
       ++end;
     }
+    groups.emplace_back(begin, end);
+    begin = end;
+  }
+  // Many files: one syncfs before the renames and one after, instead of an fsync per file and
+  // per directory (thousands per flush when a whole week closes at once).
+  sync_each_ = groups.size() < kSyncEachBelowFiles;
+
+  std::vector<Staged> staged;
+  std::vector<std::string> dirs;
+  for (const auto& [begin, end] : groups) {
     base::Status s = StageGroup(rows, begin, end, &staged, &dirs);
     if (!s.ok()) return s;  // `staged` removes its temp files
-    begin = end;
+  }
+  if (!sync_each_) {
+    base::Status s = SyncFilesystem(config_.path);
+    if (!s.ok()) return s;
   }
   for (Staged& f : staged) {
     base::Status s = f.file->Publish(f.final_path);
     if (!s.ok()) return s;
   }
-  std::sort(dirs.begin(), dirs.end());
-  dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
-  for (const std::string& dir : dirs) {
-    base::Status s = SyncDirectory(dir);
+  if (sync_each_) {
+    std::sort(dirs.begin(), dirs.end());
+    dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
+    for (const std::string& dir : dirs) {
+      base::Status s = SyncDirectory(dir);
+      if (!s.ok()) return s;
+    }
+  } else {
+    base::Status s = SyncFilesystem(config_.path);
     if (!s.ok()) return s;
   }
   buffer_.clear();
@@ -148,7 +166,7 @@ base::Status FileSink::StageGroup(const std::vector<size_t>& order, size_t begin
   size_t file_bytes = 0;
   size_t file_rows = 0;
   auto finish = [&]() -> base::Status {
-    base::Status fs_status = file->Finish();
+    base::Status fs_status = file->Finish(sync_each_);
     if (!fs_status.ok()) return fs_status;
     staged->push_back({std::move(file), ""});
     return {};

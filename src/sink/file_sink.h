@@ -65,6 +65,9 @@ class FileSink final : public Sink {
 
   std::vector<window::WindowRow> buffer_;
   std::string scratch_;
+  // Whether the current flush fsyncs each file (few files) or syncs the filesystem (many).
+  static constexpr size_t kSyncEachBelowFiles = 16;
+  bool sync_each_ = true;
 };
 
 }  // namespace turnstiled::sink

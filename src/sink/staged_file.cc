@@ -43,6 +43,16 @@ base::Status SyncDirectory(const std::string& dir) {
   return {};
 }
 
+base::Status SyncFilesystem(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open", path, errno);
+  const int rc = ::syncfs(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return ErrnoStatus("syncfs", path, err);
+  return {};
+}
+
 base::Result<std::unique_ptr<StagedFile>> StagedFile::Create(const std::string& dir,
                                                              ZSTD_CCtx_s* cctx) {
   std::string path = dir;
@@ -74,11 +84,11 @@ base::Status StagedFile::Append(std::string_view bytes) {
   return s;
 }
 
-base::Status StagedFile::Finish() {
+base::Status StagedFile::Finish(bool sync) {
   base::Status s = cctx_ != nullptr ? Compress(pending_, true) : WriteAll(pending_);
   pending_.clear();
   if (!s.ok()) return s;
-  if (::fsync(fd_) != 0) return ErrnoStatus("fsync", temp_path_, errno);
+  if (sync && ::fsync(fd_) != 0) return ErrnoStatus("fsync", temp_path_, errno);
   const int rc = ::close(fd_);
   fd_ = -1;
   if (rc != 0) return ErrnoStatus("close", temp_path_, errno);
