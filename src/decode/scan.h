@@ -68,7 +68,8 @@ inline DecodeStatus ParseInt64(std::string_view s, int64_t* out) {
   if (s.empty()) return DecodeStatus::kMissingField;
   const char* first = s.data();
   const char* last = s.data() + s.size();
-  if (*first == '+') ++first;  // from_chars refuses '+', people write it
+  // from_chars refuses a leading '+', which people write; a sign must still precede a digit.
+  if (*first == '+' && s.size() > 1 && s[1] != '-') ++first;
   const auto r = std::from_chars(first, last, *out);
   if (r.ec != std::errc() || r.ptr != last || first == last) return DecodeStatus::kBadNumber;
   return DecodeStatus::kOk;
