@@ -143,8 +143,10 @@ class KafkaSource : public Source {
     }
     const bool finished = available_now_ && group_->AllDone();
     // Wait until the shards have everything, so a stop's commit covers only processed records.
-    router().Quiesce(window::SourceProgress{
-        finished ? window::kEndOfTime : Progress(Clock::now()).frontier_ms, !finished, finished});
+    // A stopped source says nothing more about event time (kNoTime, idle), so it neither holds
+    // the other sources back nor moves any watermark on its way out.
+    router().Quiesce(finished ? window::SourceProgress{window::kEndOfTime, false, true}
+                              : window::SourceProgress{window::kNoTime, true, false});
     ingestor_->PublishMetrics();
   }
 
@@ -312,14 +314,16 @@ class KafkaSource : public Source {
 
   window::SourceProgress Progress(Clock::time_point now) const {
     int64_t frontier = window::kEndOfTime;
+    int64_t idle_high = window::kNoTime;
     bool any = false;
     for (const auto& p : parts_) {
+      if (p->clock.high_ms != window::kNoTime) idle_high = std::max(idle_high, p->clock.high_ms);
       if (p->clock.done) continue;
       if (now - p->clock.last_data > idle_timeout_) continue;  // idle: do not hold back
       any = true;
       frontier = std::min(frontier, p->clock.high_ms);
     }
-    if (!any) return {window::kNoTime, true, false};
+    if (!any) return {idle_high, true, false};
     return {frontier, false, false};
   }
 

@@ -54,7 +54,7 @@ PipelineMetrics::PipelineMetrics(const std::vector<std::string>& decode_reasons,
   for (const auto& reason : drop_reasons) dropped.push_back(&drops.Add({{"reason", reason}}));
   counter_resets =
       &BuildCounter()
-           .Name("turnstiled_counter_resets_total")
+           .Name("turnstiled_register_resets_total")
            .Help("Cumulative readings whose delta exceeded format.max_delta and counted 0.")
            .Register(r)
            .Add({});

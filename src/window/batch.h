@@ -36,6 +36,8 @@ struct RoutedRecord {
 struct SourceProgress {
   // Lowest high mark over the source's partitions that are not idle; kNoTime when a
   // partition has not been heard from yet, so nothing may close on this source's account.
+  // When every partition is idle: the highest mark over them (kNoTime if none has one), which
+  // the shards use only when every source is idle.
   int64_t frontier_ms = kNoTime;
   bool idle = false;      // every partition of the source is idle (or it has none)
   bool finished = false;  // bounded input fully read: this source will send nothing more

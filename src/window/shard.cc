@@ -123,9 +123,14 @@ void Shard::ApplyProgress(const RecordBatch& batch) {
   bool any_active = false;
   bool all_finished = true;
   int64_t frontier = kEndOfTime;
+  int64_t idle_high = kNoTime;
   for (const SourceProgress& p : sources_) {
     if (!p.finished) all_finished = false;
-    if (p.finished || p.idle) continue;
+    if (p.finished) continue;
+    if (p.idle) {
+      if (p.frontier_ms != kNoTime) idle_high = std::max(idle_high, p.frontier_ms);
+      continue;
+    }
     any_active = true;
     frontier = std::min(frontier, p.frontier_ms);
   }
@@ -133,9 +138,10 @@ void Shard::ApplyProgress(const RecordBatch& batch) {
     CloseAll();
     return;
   }
-  // With every source idle the watermark holds where it is: idleness says nothing new about
-  // event time.
-  if (!any_active || frontier == kNoTime) return;
+  // With every source idle nothing is in flight: the watermark may go to the highest mark
+  // seen, so the last windows of a paused stream close after idle_timeout.
+  if (!any_active) frontier = idle_high;
+  if (frontier == kNoTime) return;
   const int64_t w = frontier - options_.window.allowed_lateness;
   if (watermark_ == kNoTime || w > watermark_) CloseThrough(w);
 }

@@ -183,6 +183,27 @@ TEST_CASE("the watermark is the minimum over sources, and idle sources do not ho
   CHECK(shard.watermark() == 19 * kH);
 }
 
+TEST_CASE("with every source idle the watermark goes to the highest mark seen") {
+  Collector out;
+  ShardOptions o = Tumbling4h(config::CounterMode::kDelta);
+  o.window.allowed_lateness = 0;
+  o.num_sources = 2;
+  Shard shard(0, o, &out);
+  Feed a;
+  Feed b;
+  b.batch.source = 1;
+  a.Add("S", "D", kH, 1, 0).Add("S", "D", 9 * kH, 1, 0).Progress(9 * kH).SendTo(shard);
+  b.Add("T", "E", 2 * kH, 1, 0).Progress(2 * kH).SendTo(shard);
+  CHECK(out.rows.empty());  // min is 2h
+  a.Progress(9 * kH, false, /*idle=*/true).SendTo(shard);
+  CHECK(out.rows.empty());  // source 1 still active at 2h
+  b.Progress(2 * kH, false, /*idle=*/true).SendTo(shard);
+  CHECK(shard.watermark() == 9 * kH);  // both idle: the highest mark, 9h
+  CHECK(out.rows.size() == 2);         // [0h, 4h) for S and T
+  b.Progress(kNoTime, false, /*idle=*/true).SendTo(shard);
+  CHECK(shard.watermark() == 9 * kH);  // never backwards
+}
+
 TEST_CASE("a bounded input emits every window at its end and nothing is late before it") {
   Collector out;
   Shard shard(0, Tumbling4h(config::CounterMode::kDelta), &out);
