@@ -13,13 +13,12 @@
 #include "config/config.h"
 #include "decode/decoder.h"
 
-// doctest prints a failed CHECK(a == b) with the status names.
-template <>
-struct doctest::StringMaker<turnstiled::decode::DecodeStatus> {
-  static doctest::String convert(turnstiled::decode::DecodeStatus s) {
-    return turnstiled::decode::Name(s);
-  }
-};
+namespace turnstiled::decode {
+
+// doctest prints a failed CHECK(a == b) with the status names (found by argument lookup).
+inline doctest::String toString(DecodeStatus s) { return Name(s); }
+
+}  // namespace turnstiled::decode
 
 namespace turnstiled::decode::testing {
 

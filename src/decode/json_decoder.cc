@@ -18,6 +18,16 @@ namespace od = simdjson::ondemand;
 constexpr double kMillisThreshold = 1e11;
 // Beyond this a double no longer holds every integer exactly.
 constexpr double kMaxExactDouble = 9007199254740992.0;  // 2^53
+// An epoch time must fall in the years 0000..9999, the range of a date-time string, so that
+// no later arithmetic on it (window ends, watermarks) can overflow.
+constexpr int64_t kMinEventMs = -62167219200000;  // 0000-01-01T00:00:00Z
+constexpr int64_t kMaxEventMs = 253402300799999;  // 9999-12-31T23:59:59.999Z
+
+DecodeStatus CheckedEventMs(int64_t ms, int64_t* event_ms) {
+  if (ms < kMinEventMs || ms > kMaxEventMs) return DecodeStatus::kBadTime;
+  *event_ms = ms;
+  return DecodeStatus::kOk;
+}
 
 // A type error is the sender's schema; anything else from simdjson is malformed JSON.
 DecodeStatus FromError(simdjson::error_code e, DecodeStatus on_type_error) {
@@ -50,7 +60,8 @@ DecodeStatus ReadCounter(od::value value, int64_t* out) {
   return DecodeStatus::kBadNumber;
 }
 
-DecodeStatus ReadStation(od::value value, std::string* out) {
+// REQUIRES: `value` is a string.
+DecodeStatus ReadString(od::value value, std::string* out) {
   std::string_view s;
   if (auto e = value.get_string().get(s)) return FromError(e, DecodeStatus::kWrongType);
   if (s.empty()) return DecodeStatus::kMissingField;
@@ -58,11 +69,20 @@ DecodeStatus ReadStation(od::value value, std::string* out) {
   return DecodeStatus::kOk;
 }
 
+// The type is asked first, so that malformed JSON ('S', a bare word) is not taken for a
+// string of the wrong type.
+DecodeStatus ReadStation(od::value value, std::string* out) {
+  od::json_type type;
+  if (auto e = value.type().get(type)) return FromError(e, DecodeStatus::kWrongType);
+  if (type != od::json_type::string) return DecodeStatus::kWrongType;
+  return ReadString(value, out);
+}
+
 // A string, or an integer rendered in decimal.
 DecodeStatus ReadDevice(od::value value, std::string* out) {
   od::json_type type;
   if (auto e = value.type().get(type)) return FromError(e, DecodeStatus::kWrongType);
-  if (type == od::json_type::string) return ReadStation(value, out);
+  if (type == od::json_type::string) return ReadString(value, out);
   if (type != od::json_type::number) return DecodeStatus::kWrongType;
   od::number_type kind;
   if (auto e = value.get_number_type().get(kind)) return FromError(e, DecodeStatus::kWrongType);
@@ -111,16 +131,14 @@ DecodeStatus JsonDecoder::ReadTime(od::value value, int64_t* event_ms) {
     if (value.get_int64().get(v)) return DecodeStatus::kBadTime;
     const bool millis =
         v >= static_cast<int64_t>(kMillisThreshold) || v <= -static_cast<int64_t>(kMillisThreshold);
-    *event_ms = millis ? v : v * 1000;
-    return DecodeStatus::kOk;
+    return CheckedEventMs(millis ? v : v * 1000, event_ms);
   }
   if (kind == od::number_type::floating_point_number) {
     double d;
     if (value.get_double().get(d)) return DecodeStatus::kBadTime;
     const double ms = std::fabs(d) >= kMillisThreshold ? d : d * 1000.0;
     if (!(std::fabs(ms) <= kMaxExactDouble)) return DecodeStatus::kBadTime;
-    *event_ms = std::llround(ms);
-    return DecodeStatus::kOk;
+    return CheckedEventMs(std::llround(ms), event_ms);
   }
   return DecodeStatus::kBadTime;  // an unsigned integer above INT64_MAX
 }
