@@ -334,6 +334,28 @@ TEST_CASE("empty and oversized messages") {
   CHECK(Status(d.get(), std::string(1 << 20, ',')) == DecodeStatus::kOversized);
 }
 
+TEST_CASE("bytes that are not UTF-8 anywhere in the message are not_utf8") {
+  auto d = Mta();
+  const std::string row = kRow;
+  CHECK(Status(d.get(), "A002,R051,02-00-00,59 ST\xff,NQR456W,BMT,12/30/2023,03:00:00,R,1,2") ==
+        DecodeStatus::kNotUtf8);
+  CHECK(Status(d.get(), "A002,R051,02-00-00,59 ST,NQR456W,BMT,12/30/2023,03:00:00,R\xc3,1,2") ==
+        DecodeStatus::kNotUtf8);  // a sequence cut short
+  CHECK(Status(d.get(), "\"A002\",R051,02-00-00,\xc0\xaf,N,BMT,12/30/2023,03:00:00,R,1,2") ==
+        DecodeStatus::kNotUtf8);  // an overlong '/', on the quoted path
+  CHECK(Status(d.get(), "C/A,UNIT\xfe\n" + row) == DecodeStatus::kNotUtf8);
+  CHECK(Status(d.get(), row + "\n\xff") == DecodeStatus::kNotUtf8);
+  CHECK(Status(d.get(), row + "\n" + kHeader + "\xe9") == DecodeStatus::kNotUtf8);
+  // Valid UTF-8 beyond ASCII is a station name like any other, at any position in the line.
+  for (size_t pad = 0; pad < 20; ++pad) {
+    const std::string station = std::string(pad, 'X') + "CAF\xc3\x89 \xe2\x80\x94 \xf0\x9f\x9a\x87";
+    const Decoded r = Decode(
+        d.get(), "A002,R051,02-00-00," + station + ",NQR456W,BMT,12/30/2023,03:00:00,REGULAR,1,2");
+    REQUIRE(r.status == DecodeStatus::kOk);
+    CHECK(r.station == station);
+  }
+}
+
 TEST_CASE("a quoted row builds its device in the decoder, and the next row's view is fresh") {
   auto d = Mta();
   Record r;

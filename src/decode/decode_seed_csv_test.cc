@@ -172,6 +172,10 @@ TEST_CASE("every seed-csv reason") {
   CHECK(Status(d.get(), "") == DecodeStatus::kEmpty);
   CHECK(Status(d.get(), " \r\n\n") == DecodeStatus::kEmpty);
   CHECK(Status(d.get(), std::string(201, 'x')) == DecodeStatus::kOversized);
+  CHECK(Status(d.get(), Row('\'', "S\xff")) == DecodeStatus::kNotUtf8);
+  CHECK(Status(d.get(), std::string(kHeader) + "\xc3\n" + Row('\'', "S")) ==
+        DecodeStatus::kNotUtf8);
+  CHECK(Decode(d.get(), Row('\'', "CAF\xc3\x89")).station == "CAF\xc3\x89");
   CHECK(Status(d.get(), "a,b,c,d,e,f") == DecodeStatus::kBadFieldCount);
   CHECK(Status(d.get(), "a,b,c,d,e,f,g,h") == DecodeStatus::kBadFieldCount);
   CHECK(Status(d.get(), Row('\'', "S") + ",") == DecodeStatus::kBadFieldCount);

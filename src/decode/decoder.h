@@ -22,7 +22,7 @@ enum class DecodeStatus : uint8_t {
   kHeader,         // a header row; skip it, count nothing
   kEmpty,          // no bytes, or only whitespace / header lines
   kOversized,      // longer than format.max_message_bytes
-  kNotUtf8,        // bytes that are not valid UTF-8 (json)
+  kNotUtf8,        // bytes that are not valid UTF-8
   kBadFieldCount,  // wrong number of fields (csv) or not an object (json)
   kMissingField,   // a required field is absent or empty
   kBadTime,        // a date or time that does not parse or does not exist

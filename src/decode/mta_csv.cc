@@ -1,5 +1,7 @@
 #include "decode/mta_csv.h"
 
+#include <simdjson.h>
+
 #include <bit>
 #include <cstring>
 #include <utility>
@@ -22,6 +24,7 @@ struct LineScan {
   size_t end = 0;  // offset of the '\n', or the byte count when there is none
   uint32_t commas = 0;
   bool quote = false;
+  bool high = false;  // a byte >= 0x80: not ASCII, so the line's UTF-8 must be checked
   uint32_t comma[kMaxFields];
 };
 
@@ -59,10 +62,12 @@ bool IsHeaderField(std::string_view first) {
 }
 
 // Scans one line in a single pass, 16 bytes at a time: where it ends ('\n' or the end of the
-// bytes), where its commas are, and whether it holds a quote (then the caller re-splits it).
+// bytes), where its commas are, whether it holds a quote (then the caller re-splits it), and
+// whether it holds a byte that is not ASCII (then the caller validates its UTF-8).
 void ScanLine(const char* p, size_t n, LineScan* out) {
   uint32_t commas = 0;
   uint32_t quotes = 0;
+  uint32_t highs = 0;
   size_t i = 0;
   auto record = [&](uint32_t mask, size_t base) {
     while (mask != 0) {
@@ -80,16 +85,19 @@ void ScanLine(const char* p, size_t n, LineScan* out) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
     uint32_t cm = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, comma)));
     uint32_t qm = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)));
+    const uint32_t hm = static_cast<uint32_t>(_mm_movemask_epi8(v));
     const uint32_t nm = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, newline)));
     if (nm != 0) {
       const uint32_t before = (1u << std::countr_zero(nm)) - 1;
       record(cm & before, i);
       out->commas = commas;
       out->quote = quotes != 0 || (qm & before) != 0;
+      out->high = highs != 0 || (hm & before) != 0;
       out->end = i + static_cast<size_t>(std::countr_zero(nm));
       return;
     }
     quotes |= qm;
+    highs |= hm;
     record(cm, i);
   }
 #endif
@@ -98,9 +106,11 @@ void ScanLine(const char* p, size_t n, LineScan* out) {
     if (c == '\n') break;
     if (c == ',') record(1, i);
     if (c == '"') quotes = 1;
+    highs |= static_cast<unsigned char>(c) & 0x80u;
   }
   out->commas = commas;
   out->quote = quotes != 0;
+  out->high = highs != 0;
   out->end = i;
 }
 
@@ -124,6 +134,9 @@ DecodeStatus MtaCsvDecoder::Decode(std::string_view bytes, Record* out) {
     ScanLine(bytes.data() + pos, bytes.size() - pos, &scan);
     const std::string_view line = bytes.substr(pos, scan.end);
     pos += scan.end + 1;
+    if (scan.high && !simdjson::validate_utf8(line.data(), line.size())) {
+      return DecodeStatus::kNotUtf8;
+    }
     DecodeStatus status;
     if (scan.quote || line.empty() || scan::IsSpace(line.front())) {
       // The rare shapes (quotes, leading blanks, blank lines) take the general path.
@@ -143,6 +156,9 @@ DecodeStatus MtaCsvDecoder::Decode(std::string_view bytes, Record* out) {
       status = DecodeScanned(line, scan, out);
     }
     // One record per message: whatever follows may only be blank or header lines.
+    if (pos < bytes.size() && !simdjson::validate_utf8(bytes.data() + pos, bytes.size() - pos)) {
+      return DecodeStatus::kNotUtf8;
+    }
     while (pos < bytes.size()) {
       std::string_view rest = bytes.substr(pos);
       const std::string_view more = scan::Trim(scan::NextLine(&rest));

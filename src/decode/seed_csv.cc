@@ -1,5 +1,7 @@
 #include "decode/seed_csv.h"
 
+#include <simdjson.h>
+
 #include <cstring>
 #include <utility>
 
@@ -88,6 +90,7 @@ SeedCsvDecoder::SeedCsvDecoder(base::LocalTimeConverter zone, int64_t max_messag
 
 DecodeStatus SeedCsvDecoder::Decode(std::string_view bytes, Record* out) {
   if (bytes.size() > max_message_bytes_) return DecodeStatus::kOversized;
+  if (!simdjson::validate_utf8(bytes.data(), bytes.size())) return DecodeStatus::kNotUtf8;
   bool saw_header = false;
   std::string_view rest = bytes;
   while (!rest.empty()) {
