@@ -107,7 +107,8 @@ int DemoMain(int argc, char** argv) {
   app.add_option("--week", week, "which week to replay")->capture_default_str();
   app.add_flag("--generate", generate, "use the generator even when real weeks are available");
   app.add_option("--count", count, "records to generate")->capture_default_str();
-  app.add_option("--metrics", metrics, "where to serve /metrics while the demo runs")->capture_default_str();
+  app.add_option("--metrics", metrics, "where to serve /metrics while the demo runs")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   const std::string self = SelfExe();
@@ -141,7 +142,8 @@ int DemoMain(int argc, char** argv) {
   std::printf("   broker at %s\n", bootstrap.c_str());
 
   const std::string dir = generate ? "" : FindMtaDir(mta_dir);
-  std::vector<std::string> produce = {self, "produce", "-b", bootstrap, "--topic", "turnstile-stream"};
+  std::vector<std::string> produce = {self,      "produce", "-b",
+                                      bootstrap, "--topic", "turnstile-stream"};
   if (!dir.empty() && fs::exists(fs::path(dir) / week)) {
     std::printf("2. replaying the real MTA week %s/%s\n", dir.c_str(), week.c_str());
     produce.insert(produce.end(), {"--replay", (fs::path(dir) / week).string()});
@@ -165,7 +167,10 @@ int DemoMain(int argc, char** argv) {
     cfg << "# Written by `turnstiled demo`; run it again with\n"
         << "#   turnstiled run -c " << config_path << " --available-now\n"
         << "source:\n  type: kafka\n  kafka:\n    bootstrap_servers: \"" << bootstrap << "\"\n"
-        << "    topics: [turnstile-stream]\n    group_id: turnstiled-demo\n    consumer_threads: 2\n"
+        << "    topics: [turnstile-stream]\n    group_id: turnstiled-demo\n    consumer_threads: "
+           "2\n"
+        // The embedded broker rebalances in about session.timeout.ms: keep it short here.
+        << "    properties: {session.timeout.ms: 6000, heartbeat.interval.ms: 500}\n"
         << "format:\n  type: mta-csv\n  timezone: America/New_York\n  counters: cumulative\n"
         << "window:\n  type: tumbling\n  size: 4h\n  allowed_lateness: 1h\n"
         << "sinks:\n  - {name: lake, type: file, path: \"" << abs_out
@@ -174,7 +179,8 @@ int DemoMain(int argc, char** argv) {
         << "metrics: {listen: \"" << metrics << "\"}\n"
         << "state: {dir: \"" << abs_out << "/state\"}\n";
   }
-  std::printf("3. running the pipeline: turnstiled run -c %s --available-now\n", config_path.c_str());
+  std::printf("3. running the pipeline: turnstiled run -c %s --available-now\n",
+              config_path.c_str());
   std::fflush(stdout);
   const config::LoadResult loaded = config::LoadConfigFile(config_path, config::ProcessEnv());
   int rc = 1;
@@ -227,14 +233,18 @@ int DemoMain(int argc, char** argv) {
   std::printf("\n4. results: %zu rows in %zu files under %s/lake\n", rows, files, abs_out.c_str());
   std::printf("\n   busiest stations (entries over the whole run)\n");
   for (size_t i = 0; i < std::min<size_t>(10, stations.size()); ++i) {
-    std::printf("   %10lld  %s\n", static_cast<long long>(stations[i].first), stations[i].second.c_str());
+    std::printf("   %10lld  %s\n", static_cast<long long>(stations[i].first),
+                stations[i].second.c_str());
   }
   std::printf("\n   busiest 4-hour windows (entries)\n");
   for (size_t i = 0; i < std::min<size_t>(10, windows.size()); ++i) {
-    std::printf("   %10lld  %s\n", static_cast<long long>(windows[i].first), windows[i].second.c_str());
+    std::printf("   %10lld  %s\n", static_cast<long long>(windows[i].first),
+                windows[i].second.c_str());
   }
-  std::printf("\n   dead letter: %s/dead-letter   config: %s\n", abs_out.c_str(), config_path.c_str());
-  std::printf("   look at a file:  zstd -dc $(find %s/lake -name '*.zst' | head -1)\n", abs_out.c_str());
+  std::printf("\n   dead letter: %s/dead-letter   config: %s\n", abs_out.c_str(),
+              config_path.c_str());
+  std::printf("   look at a file:  zstd -dc $(find %s/lake -name '*.zst' | head -1)\n",
+              abs_out.c_str());
   return 0;
 }
 

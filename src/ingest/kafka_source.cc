@@ -6,6 +6,7 @@
 #include <chrono>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "base/log.h"
 
@@ -24,8 +25,11 @@ constexpr size_t kPollBatch = 2048;
 struct GroupState {
   // --available-now: end offsets seen at start. Constant after construction.
   std::map<TopicPartition, int64_t> targets;
-  std::atomic<int> done{0};
   int total = 0;
+  // Partitions read up to their target. A set, not a count: after a rebalance the same
+  // partition may reach its target again in another consumer.
+  std::atomic<int> done{0};
+  std::set<TopicPartition> done_parts;  // guarded by mu
 
   struct Handoff {
     int64_t next_offset;
@@ -237,10 +241,11 @@ class KafkaSource : public Source {
           if (p != nullptr && p->next_offset < 0 && committed->elems[i].offset >= 0) {
             p->next_offset = committed->elems[i].offset;
           }
-          if (p != nullptr) MaybeDone(p);
         }
       }
       rd_kafka_topic_partition_list_destroy(committed);
+      // Empty, already committed, or handed over at its target by another consumer.
+      for (auto& p : parts_) MaybeDone(p.get());
     }
     assigned_.store(static_cast<int>(parts_.size()));
     if (ctx_.metrics != nullptr) ctx_.metrics->assigned_partitions->Increment(parts->cnt);
@@ -269,6 +274,7 @@ class KafkaSource : public Source {
     parts_.clear();
     last_ = nullptr;
     assigned_.store(0);
+    unassigned_since_ = Clock::now();
     rd_kafka_assign(rk, nullptr);
   }
 
@@ -283,7 +289,8 @@ class KafkaSource : public Source {
     if (!available_now_ || p->clock.done) return;
     if (p->target <= 0 || p->next_offset >= p->target) {
       p->clock.done = true;
-      group_->done.fetch_add(1);
+      std::lock_guard<std::mutex> lock(group_->mu);
+      if (group_->done_parts.insert({p->topic, p->partition}).second) group_->done.fetch_add(1);
     }
   }
 
@@ -313,13 +320,21 @@ class KafkaSource : public Source {
   }
 
   window::SourceProgress Progress(Clock::time_point now) const {
+    if (parts_.empty()) {
+      if (now - unassigned_since_ < idle_timeout_) return {window::kNoTime, false, false};
+      return {window::kNoTime, true, false};
+    }
     int64_t frontier = window::kEndOfTime;
     int64_t idle_high = window::kNoTime;
     bool any = false;
     for (const auto& p : parts_) {
-      if (p->clock.high_ms != window::kNoTime) idle_high = std::max(idle_high, p->clock.high_ms);
+      // --available-now: a partition read to its target says nothing more; the run's end
+      // closes every window.
       if (p->clock.done) continue;
-      if (now - p->clock.last_data > idle_timeout_) continue;  // idle: do not hold back
+      if (now - p->clock.last_data > idle_timeout_) {  // idle: do not hold back
+        idle_high = std::max(idle_high, p->clock.high_ms);
+        continue;
+      }
       any = true;
       frontier = std::min(frontier, p->clock.high_ms);
     }
@@ -354,6 +369,10 @@ class KafkaSource : public Source {
   Partition* last_ = nullptr;
   std::atomic<int> assigned_{0};
   bool closing_ = false;
+  // Since when this consumer has held no partition (start, or its last revoke). Until
+  // idle_timeout has passed, it holds the watermark back: a rebalance is under way and its
+  // partitions may hold data far behind the others'.
+  Clock::time_point unassigned_since_ = Clock::now();
 };
 
 // Reads the partitions of every topic and their end offsets, for --available-now.

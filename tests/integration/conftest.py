@@ -28,6 +28,11 @@ NO_MTA = f"real MTA weeks not found in {MTA_DIR}: skipped (set TURNSTILED_SHARED
 SLOW = float(os.environ.get("TURNSTILED_TEST_SLOWDOWN", "1"))
 
 
+# Consumer settings for the embedded broker: its group rebalances take about session.timeout.ms,
+# so short sessions keep a late-joining consumer thread from stalling a run (docs/BROKER.md).
+FAST_GROUP = {"session.timeout.ms": "6000", "heartbeat.interval.ms": "500"}
+
+
 def turnstiled_bin():
     binary = os.environ.get("TURNSTILED_BIN")
     if not binary:

@@ -12,7 +12,7 @@ import urllib.request
 from confluent_kafka import Producer
 
 import oracle
-from conftest import background, free_port, stop, wait_for
+from conftest import FAST_GROUP, background, free_port, stop, wait_for
 
 TOPIC = "readings"
 DEVICE_A = "A1,R1,00-00-00"
@@ -33,7 +33,7 @@ class Daemon:
         config = {
             "source": {"type": "kafka", "kafka": {
                 "bootstrap_servers": broker.address, "topics": [TOPIC], "group_id": "late-test",
-                "consumer_threads": 1}},
+                "consumer_threads": 1, "properties": FAST_GROUP}},
             "format": {"type": "mta-csv", "timezone": "UTC", "counters": "cumulative"},
             "window": {"type": "tumbling", "size": "1h", "allowed_lateness": "0s",
                        "idle_timeout": "1h", "max_future": "1d"},

@@ -12,7 +12,7 @@ import pathlib
 import pytest
 
 import oracle
-from conftest import (consume_all, mta_weeks_or_skip, run, week_path)
+from conftest import (FAST_GROUP, consume_all, mta_weeks_or_skip, run, week_path)
 
 HOUR_MS = 3600 * 1000
 TOPIC = "turnstile-stream"
@@ -81,7 +81,8 @@ def test_kafka_source_matches_the_oracle_on_a_real_week(tmp_path, broker, week):
     config, lake = write_config(
         tmp_path,
         {"type": "kafka", "kafka": {"bootstrap_servers": broker.address, "topics": [TOPIC],
-                                    "group_id": "oracle-test", "consumer_threads": 2}},
+                                    "group_id": "oracle-test", "consumer_threads": 2,
+                                    "properties": FAST_GROUP}},
         MTA_FORMAT, TUMBLING_4H)
     result = run(["run", "-c", config, "--available-now"])
     assert "input complete" in result.stderr
@@ -106,7 +107,8 @@ def test_delta_streams_from_the_generator_match_the_oracle(tmp_path, broker, fmt
     config, lake = write_config(
         tmp_path,
         {"type": "kafka", "kafka": {"bootstrap_servers": broker.address, "topics": [TOPIC],
-                                    "group_id": "delta-test", "consumer_threads": 2}},
+                                    "group_id": "delta-test", "consumer_threads": 2,
+                                    "properties": FAST_GROUP}},
         {"type": fmt, "timezone": "America/New_York", "counters": "delta"},
         {"type": "tumbling", "size": "1h"})
     run(["run", "-c", config, "--available-now"])

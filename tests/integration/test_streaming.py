@@ -11,7 +11,7 @@ import urllib.request
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 import oracle
-from conftest import (MTA_WEEKS, background, consume_all, free_port, run, stop, wait_for,
+from conftest import (FAST_GROUP, MTA_WEEKS, background, consume_all, free_port, run, stop, wait_for,
                       week_path)
 
 TOPIC = "readings"
@@ -26,7 +26,8 @@ def config(tmp_path, broker, window=None, metrics_port=None, group="stream-test"
     cfg = {
         "source": {"type": "kafka", "kafka": {"bootstrap_servers": broker.address,
                                               "topics": [TOPIC], "group_id": group,
-                                              "consumer_threads": threads}},
+                                              "consumer_threads": threads,
+                                              "properties": FAST_GROUP}},
         "format": {"type": "mta-csv", "timezone": "UTC"},
         "window": {"type": "tumbling", "size": "1h", "allowed_lateness": "0s", **(window or {})},
         "sinks": [{"name": "lake", "type": "file", "path": str(tmp_path / "lake"),
