@@ -120,6 +120,7 @@ class KafkaOutput final : public Output {
     rd_kafka_conf_set_opaque(conf, out.get());
     rd_kafka_conf_set_dr_msg_cb(conf, &KafkaOutput::OnDelivery);
     rd_kafka_conf_set_error_cb(conf, &KafkaOutput::OnError);
+    rd_kafka_conf_set_log_cb(conf, &KafkaOutput::OnLog);
     out->rk_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
     if (out->rk_ == nullptr) {
       rd_kafka_conf_destroy(conf);
@@ -204,6 +205,17 @@ class KafkaOutput final : public Output {
     base::Log(
         base::LogLevel::kWarn, kComponent, "kafka error",
         {{"error", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))}, {"reason", reason}});
+  }
+
+  // librdkafka's own log lines, as structured lines like every other. They tell of trouble the
+  // client retries by itself (a refused connection, a broker down), so they are warnings at
+  // most: what fails for good reaches OnError() and the delivery reports. Called from
+  // librdkafka's threads; base::Log is safe there.
+  static void OnLog(const rd_kafka_t*, int level, const char* facility, const char* text) {
+    const base::LogLevel ours = level <= 4   ? base::LogLevel::kWarn
+                                : level <= 6 ? base::LogLevel::kInfo
+                                             : base::LogLevel::kDebug;
+    base::Log(ours, kComponent, "librdkafka", {{"facility", facility}, {"text", text}});
   }
 
   void NoteError(std::string_view why) {
