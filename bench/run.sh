@@ -68,6 +68,7 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+say() { echo "[${SECONDS}s] $*" >&2; }
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- helpers
@@ -90,6 +91,7 @@ record() { echo "$1 $2 $3 $4 ${5:--}" >> "$results"; }
 measure() {
   local name=$1 records=$2 i
   shift 3
+  say "  $name"
   for ((i = 1; i <= repeat; i++)); do
     local log="$tmp/$name.$i.log"
     if ! "$timed" "$tmp/t" "$@" > "$log" 2>&1; then
@@ -133,7 +135,7 @@ stdout_sink='sinks:
 
 # ---------------------------------------------------------------- file path
 
-echo "decompressing the weeks into $tmp ..." >&2
+say "decompressing the weeks into $tmp"
 mkdir -p "$tmp/plain" "$tmp/zst-all" "$tmp/zst-2024"
 zst_all=()
 zst_2024=()
@@ -166,8 +168,12 @@ write_config "$(file_source "$tmp/plain/turnstile_24*.txt")" "$stdout_sink" \
 # run_file CASE RECORDS CONFIG [> FILE]: one file-source run per repeat, fresh output dir.
 run_file() {
   local name=$1 records=$2 cfg=$3 i
+  say "  $name"
   for ((i = 1; i <= repeat; i++)); do
     rm -rf "$tmp/out"
+    # The file sink syncs the filesystem (syncfs) when it writes many files at once; write
+    # back what this script wrote first, so the run does not pay for it.
+    sync
     local log="$tmp/$name.$i.log"
     if ! BENCH_OUT="$tmp/out" "$timed" "$tmp/t" "$bin" run -c "$cfg" > /dev/null 2> "$log"
     then
@@ -184,12 +190,12 @@ run_file() {
     > "$tmp/$name.aggregated"
 }
 
-echo "file path: $weeks_all weeks ($all_records records), $repeat runs per case ..." >&2
+say "file path: $weeks_all weeks ($all_records records), $repeat runs per case"
 run_file file-plain-all "$all_records" "$tmp/plain-all.yaml"
 run_file file-zst-all "$all_records" "$tmp/zst-all.yaml"
 measure zstd-dc-all "$all_records" -- sh -c 'zstd -qdc "$@" > /dev/null' sh \
   "${zst_all[@]}"
-echo "file path: the $weeks_2024 consecutive 2024 weeks ($recs_2024 records) ..." >&2
+say "file path: the $weeks_2024 consecutive 2024 weeks ($recs_2024 records)"
 run_file file-plain-2024 "$recs_2024" "$tmp/plain-2024.yaml"
 run_file file-zst-2024 "$recs_2024" "$tmp/zst-2024.yaml"
 measure zstd-dc-2024 "$recs_2024" -- sh -c 'zstd -qdc "$@" > /dev/null' sh \
@@ -229,7 +235,7 @@ fi
 
 kafka_note=""
 mapfile -t kafka_files < <(ls "$data"/turnstile_24*.txt.zst | head -n "$kafka_weeks")
-echo "kafka path: broker with 6 partitions, replaying ${#kafka_files[@]} week(s) ..." >&2
+say "kafka path: broker with 6 partitions, replaying ${#kafka_files[@]} week(s)"
 "$bin" broker --partitions 6 --topic bench --bootstrap-file "$tmp/bootstrap" \
   > "$tmp/broker.out" 2> "$tmp/broker.log" &
 broker_pid=$!
@@ -274,6 +280,7 @@ for ((i = 1; i <= repeat; i++)); do
 
   # (b) turnstiled, a fresh group each time, from the earliest offsets
   rm -rf "$tmp/out"
+  sync
   log="$tmp/kafka-turnstiled.$i.log"
   BENCH_OUT="$tmp/out" BENCH_GROUP="bench-$$-$i-$RANDOM" \
     "$timed" "$tmp/t" "$bin" run -c "$tmp/kafka.yaml" --available-now > /dev/null 2> "$log" || {
@@ -288,6 +295,8 @@ for ((i = 1; i <= repeat; i++)); do
   cpu=$(awk -v u="$(field user "$tmp/t")" -v s="$(field sys "$tmp/t")" 'BEGIN{print u+s}')
   record kafka-turnstiled "$kafka_records" "$(field wall "$tmp/t")" "$cpu" "$steady"
 done
+
+say "done"
 
 # ---------------------------------------------------------------- table
 
