@@ -23,8 +23,8 @@ constexpr size_t kMaxFields = 13;  // 11 MTA fields, or 13 with the producer's I
 struct LineScan {
   size_t end = 0;  // offset of the '\n', or the byte count when there is none
   uint32_t commas = 0;
-  bool quote = false;
-  bool high = false;  // a byte >= 0x80: not ASCII, so the line's UTF-8 must be checked
+  // A quote or a byte >= 0x80: the line takes the general path, which checks its UTF-8.
+  bool rare = false;
   uint32_t comma[kMaxFields];
 };
 
@@ -62,12 +62,12 @@ bool IsHeaderField(std::string_view first) {
 }
 
 // Scans one line in a single pass, 16 bytes at a time: where it ends ('\n' or the end of the
-// bytes), where its commas are, whether it holds a quote (then the caller re-splits it), and
-// whether it holds a byte that is not ASCII (then the caller validates its UTF-8).
+// bytes), where its commas are, and whether it holds a quote or a byte that is not ASCII (then
+// the caller re-splits it and validates its UTF-8). One mask serves both, so that ASCII rows,
+// the real feed, pay nothing for the UTF-8 rule.
 void ScanLine(const char* p, size_t n, LineScan* out) {
   uint32_t commas = 0;
-  uint32_t quotes = 0;
-  uint32_t highs = 0;
+  uint32_t rare = 0;
   size_t i = 0;
   auto record = [&](uint32_t mask, size_t base) {
     while (mask != 0) {
@@ -84,20 +84,19 @@ void ScanLine(const char* p, size_t n, LineScan* out) {
   for (; i + 16 <= n; i += 16) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
     uint32_t cm = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, comma)));
-    uint32_t qm = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, quote)));
-    const uint32_t hm = static_cast<uint32_t>(_mm_movemask_epi8(v));
+    // The sign bit of a byte is set for a quote (0xff from the compare) or a non-ASCII byte.
+    const uint32_t rm =
+        static_cast<uint32_t>(_mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(v, quote), v)));
     const uint32_t nm = static_cast<uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, newline)));
     if (nm != 0) {
       const uint32_t before = (1u << std::countr_zero(nm)) - 1;
       record(cm & before, i);
       out->commas = commas;
-      out->quote = quotes != 0 || (qm & before) != 0;
-      out->high = highs != 0 || (hm & before) != 0;
+      out->rare = rare != 0 || (rm & before) != 0;
       out->end = i + static_cast<size_t>(std::countr_zero(nm));
       return;
     }
-    quotes |= qm;
-    highs |= hm;
+    rare |= rm;
     record(cm, i);
   }
 #endif
@@ -105,12 +104,10 @@ void ScanLine(const char* p, size_t n, LineScan* out) {
     const char c = p[i];
     if (c == '\n') break;
     if (c == ',') record(1, i);
-    if (c == '"') quotes = 1;
-    highs |= static_cast<unsigned char>(c) & 0x80u;
+    if (c == '"' || (static_cast<unsigned char>(c) & 0x80u) != 0) rare = 1;
   }
   out->commas = commas;
-  out->quote = quotes != 0;
-  out->high = highs != 0;
+  out->rare = rare != 0;
   out->end = i;
 }
 
@@ -134,12 +131,12 @@ DecodeStatus MtaCsvDecoder::Decode(std::string_view bytes, Record* out) {
     ScanLine(bytes.data() + pos, bytes.size() - pos, &scan);
     const std::string_view line = bytes.substr(pos, scan.end);
     pos += scan.end + 1;
-    if (scan.high && !simdjson::validate_utf8(line.data(), line.size())) {
-      return DecodeStatus::kNotUtf8;
-    }
     DecodeStatus status;
-    if (scan.quote || line.empty() || scan::IsSpace(line.front())) {
-      // The rare shapes (quotes, leading blanks, blank lines) take the general path.
+    if (scan.rare || line.empty() || scan::IsSpace(line.front())) {
+      // The rare shapes (quotes, non-ASCII, leading blanks, blank lines) take the general path.
+      if (scan.rare && !simdjson::validate_utf8(line.data(), line.size())) {
+        return DecodeStatus::kNotUtf8;
+      }
       const std::string_view trimmed = scan::Trim(line);
       if (trimmed.empty()) continue;
       if (IsHeader(trimmed)) {

@@ -31,9 +31,9 @@ class MtaCsvDecoder final : public Decoder {
   static bool IsHeader(std::string_view line);
 
  private:
-  // The fast path: a line without quotes or leading blanks, already split by ScanLine.
+  // The fast path: an ASCII line without quotes or leading blanks, already split by ScanLine.
   DecodeStatus DecodeScanned(std::string_view line, const LineScan& scan, Record* out);
-  // The general path: one trimmed, non-empty, non-header line, quotes allowed.
+  // The general path: one trimmed, non-empty, non-header, valid UTF-8 line, quotes allowed.
   DecodeStatus DecodeLine(std::string_view line, Record* out);
   // Checks and converts the n (11 or 13) fields of a row. `quoted` says the key fields are
   // not contiguous bytes of `line`.
