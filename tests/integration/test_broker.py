@@ -26,14 +26,14 @@ def topics(address):
     return {name: len(t.partitions) for name, t in md.topics.items()}
 
 
-def produce(address, messages, **conf):
+def produce(address, messages, topic=TOPIC, **conf):
     """Sends (key, value, partition or None) triples and waits for every delivery."""
     p = Producer({"bootstrap.servers": address, "linger.ms": 5, **conf})
     for key, value, partition in messages:
         if partition is None:
-            p.produce(TOPIC, key=key, value=value)
+            p.produce(topic, key=key, value=value)
         else:
-            p.produce(TOPIC, key=key, value=value, partition=partition)
+            p.produce(topic, key=key, value=value, partition=partition)
     assert p.flush(60 * SLOW) == 0
 
 
@@ -69,6 +69,12 @@ def test_without_a_bootstrap_file_it_prints_the_address_only(tmp_path):
 def test_each_topic_is_created_with_the_given_partitions(broker_factory):
     b = broker_factory(partitions=3, topics=("readings", "results", "dead-letter"))
     assert topics(b.address) == {"readings": 3, "results": 3, "dead-letter": 3}
+
+
+def test_a_topic_it_was_not_told_of_is_created_on_first_use_with_4_partitions(broker):
+    # The mock cluster's own default, whatever --partitions says: create topics with --topic.
+    produce(broker.address, [(b"k", b"v", None)], topic="elsewhere")
+    assert topics(broker.address) == {TOPIC: 6, "elsewhere": 4}
 
 
 def test_an_independent_client_reads_back_what_it_produced(broker):
@@ -186,7 +192,10 @@ def test_sigint_stops_it_with_exit_code_0(tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: (tmp_path / "addr").exists(), 30, "the bootstrap file", proc)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=60 * SLOW) == 0
+    try:
+        assert proc.wait(timeout=60 * SLOW) == 0
+    finally:
+        stop(proc)  # only if SIGINT did not stop it
 
 
 def test_a_cluster_of_three_brokers_carries_messages(broker_factory):
