@@ -49,7 +49,7 @@ def test_sigkill_during_writes_leaves_only_whole_files(tmp_path, round_):
         "format": {"type": "mta-csv", "timezone": "America/New_York"},
         "window": {"type": "hopping", "size": "1h", "slide": "15m"},
         "sinks": [{"name": "lake", "type": "file", "path": str(lake), "format": "csv",
-                   "compression": "zstd", "batch_rows": 2000, "flush_interval": "10ms"}],
+                   "compression": "zstd", "batch_rows": 5000, "flush_interval": "100ms"}],
         "metrics": {"enabled": False},
         "state": {"dir": str(tmp_path / "state")},
     }))
