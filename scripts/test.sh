@@ -13,8 +13,10 @@ run_preset() {
   echo "=== build: $preset"
   bash scripts/build.sh "$preset"
   echo "=== test: $preset"
-  # --no-tests=error: a run in which nothing ran is a failure, never a pass.
-  ctest --preset "$preset" --output-on-failure --no-tests=error --timeout 900
+  # --no-tests=error: a run in which nothing ran is a failure, never a pass. Two at a time:
+  # the integration tests spend most of their time waiting on brokers and disks, and each uses
+  # its own ports and folders.
+  ctest --preset "$preset" --output-on-failure --no-tests=error --timeout 900 -j 2
 }
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
