@@ -249,7 +249,7 @@ bootstrap=$(cat "$tmp/bootstrap")
 "$bin" produce -b "$bootstrap" --topic bench --replay "${kafka_files[@]}" 2> "$tmp/produce.log"
 produced=$(grep -F 'msg=done' "$tmp/produce.log" | sed -E 's/.* records=([0-9]+).*/\1/')
 
-write_config "source:
+kafka_source="source:
   type: kafka
   kafka:
     bootstrap_servers: $bootstrap
@@ -259,7 +259,9 @@ write_config "source:
     consumer_threads: 2
     properties:
       session.timeout.ms: 6000
-      heartbeat.interval.ms: 500" "$file_sink" "$tmp/kafka.yaml"
+      heartbeat.interval.ms: 500"
+write_config "$kafka_source" "$file_sink" "$tmp/kafka-file.yaml"
+write_config "$kafka_source" "$stdout_sink" "$tmp/kafka-stdout.yaml"
 
 kafka_records=""
 for ((i = 1; i <= repeat; i++)); do
@@ -278,22 +280,28 @@ for ((i = 1; i <= repeat; i++)); do
   record kafka-bare "$kafka_records" "$(field wall "$tmp/t")" "$cpu" \
     "$(field seconds "$tmp/bare.out")"
 
-  # (b) turnstiled, a fresh group each time, from the earliest offsets
-  rm -rf "$tmp/out"
-  sync
-  log="$tmp/kafka-turnstiled.$i.log"
-  BENCH_OUT="$tmp/out" BENCH_GROUP="bench-$$-$i-$RANDOM" \
-    "$timed" "$tmp/t" "$bin" run -c "$tmp/kafka.yaml" --available-now > /dev/null 2> "$log" || {
-    echo "bench/run.sh: turnstiled (kafka) failed:" >&2; tail -5 "$log" >&2; exit 1; }
-  got=$(grep -F 'msg="input complete"' "$log" | sed -E 's/.* records=([0-9]+).*/\1/')
-  [[ "$got" == "$kafka_records" ]] ||
-    kafka_note+=" WARNING: turnstiled aggregated $got of $kafka_records records."
-  # Steady state: from the last "partitions assigned" (the group has settled) to the end of
-  # input, which still includes the final emit and the sink's last flush.
-  steady=$(awk -v a="$(log_ms "partitions assigned" "$log")" \
-    -v b="$(log_ms "input complete" "$log")" 'BEGIN{printf "%.3f", (b - a) / 1000}')
-  cpu=$(awk -v u="$(field user "$tmp/t")" -v s="$(field sys "$tmp/t")" 'BEGIN{print u+s}')
-  record kafka-turnstiled "$kafka_records" "$(field wall "$tmp/t")" "$cpu" "$steady"
+  # (b) turnstiled, a fresh group each time, from the earliest offsets; with the file sink,
+  # then with the stdout sink, to tell the pipeline's cost from the sink's.
+  for sink in file stdout; do
+    rm -rf "$tmp/out"
+    sync
+    name=kafka-turnstiled
+    [[ $sink == file ]] || name=kafka-turnstiled-stdout
+    log="$tmp/$name.$i.log"
+    BENCH_OUT="$tmp/out" BENCH_GROUP="bench-$$-$i-$sink-$RANDOM" \
+      "$timed" "$tmp/t" "$bin" run -c "$tmp/kafka-$sink.yaml" --available-now > /dev/null \
+      2> "$log" || {
+      echo "bench/run.sh: turnstiled (kafka, $sink sink) failed:" >&2; tail -5 "$log" >&2; exit 1; }
+    got=$(grep -F 'msg="input complete"' "$log" | sed -E 's/.* records=([0-9]+).*/\1/')
+    [[ "$got" == "$kafka_records" ]] ||
+      kafka_note+=" WARNING: turnstiled ($sink sink) aggregated $got of $kafka_records records."
+    # Steady state: from the last "partitions assigned" (the group has settled) to the end of
+    # input, which still includes the final emit and the sink's last flush.
+    steady=$(awk -v a="$(log_ms "partitions assigned" "$log")" \
+      -v b="$(log_ms "input complete" "$log")" 'BEGIN{printf "%.3f", (b - a) / 1000}')
+    cpu=$(awk -v u="$(field user "$tmp/t")" -v s="$(field sys "$tmp/t")" 'BEGIN{print u+s}')
+    record "$name" "$kafka_records" "$(field wall "$tmp/t")" "$cpu" "$steady"
+  done
 done
 
 say "done"
@@ -347,7 +355,8 @@ row zstd-dc-2024 "zstd -dc > /dev/null"
 row file-plain-2024-stdout "stdout sink > /dev/null"
 row pandas-2024 "pandas groupby"
 row kafka-bare "bare librdkafka consumer"
-row kafka-turnstiled "turnstiled run --available-now, 2 threads"
+row kafka-turnstiled "turnstiled run --available-now, 2 threads; file sink"
+row kafka-turnstiled-stdout "as above, stdout sink > /dev/null"
 echo
 for set in all 2024; do
   echo "from .zst vs zstd -dc ($set): wall rate $(pct "$(get zstd-dc-$set 3)" "$(get file-zst-$set 3)")," \
@@ -361,5 +370,7 @@ echo "kafka: turnstiled end-to-end $rt records/s ($(pct "$rt" "$rb") of bare; in
   "group join and shutdown)"
 echo "kafka: turnstiled steady $rs records/s ($(pct "$rs" "$rb") of bare; group settled to end" \
   "of input, median $(get kafka-turnstiled 6) s) (target >= 90%)"
+rs2=$(rate "$(get kafka-turnstiled-stdout 2)" "$(get kafka-turnstiled-stdout 6)")
+echo "kafka: turnstiled steady, stdout sink $rs2 records/s ($(pct "$rs2" "$rb") of bare)"
 [[ -z "$pandas_note" ]] || echo "$pandas_note"
 [[ -z "$kafka_note" ]] || echo "$kafka_note"
