@@ -97,7 +97,7 @@ MapReader::MapReader(Diagnostics* diag, const YAML::Node& node, std::string path
     return;
   }
   for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node& k = it->first;
+    const YAML::Node k = it->first;  // a copy: `it->` returns a temporary
     if (!k.IsScalar()) {
       diag_->Add(path_, LineOf(k), "keys must be plain names, got " + Describe(k));
       continue;
@@ -258,8 +258,8 @@ bool MapReader::StringMap(std::string_view key, std::map<std::string, std::strin
   std::map<std::string, std::string> values;
   bool ok = true;
   for (auto it = e->value.begin(); it != e->value.end(); ++it) {
-    const YAML::Node& k = it->first;
-    const YAML::Node& v = it->second;
+    const YAML::Node k = it->first;  // copies: `it->` returns a temporary
+    const YAML::Node v = it->second;
     if (!k.IsScalar()) {
       diag_->Add(PathOf(key), LineOf(k), "keys must be plain names, got " + Describe(k));
       ok = false;

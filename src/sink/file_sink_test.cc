@@ -96,7 +96,7 @@ TEST_CASE("every station name, however strange, stays inside the sink path and r
                                           "/leading",
                                           "with\nnewline",
                                           "\xC3\x89TOILE-\xC5\x92UVRE",
-                                          std::string("bad\xFF\xFE utf8\xC3", 13),
+                                          std::string("bad\xFF\xFE utf8\xC3"),
                                           "",
                                           "59 ST",
                                           "TIMES SQ-42 ST",
