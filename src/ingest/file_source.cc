@@ -47,9 +47,11 @@ FileSource::FileSource(const IngestContext& ctx, std::unique_ptr<Ingestor> inges
 void FileSource::Run(const std::atomic<bool>& stop) {
   // Until the end of the input the frontier is unknown, so no window closes early.
   const window::SourceProgress reading{window::kNoTime, false, false};
-  PartitionClock clock;
   for (const std::string& path : files_) {
     if (stop.load(std::memory_order_relaxed)) break;
+    // Each file is its own partition, with its own high mark: a later week is not "future"
+    // with respect to an earlier one.
+    PartitionClock clock;
     const int32_t slot = ctx_.partitions->Slot(path, -1);
     auto reader = base::LineChunkReader::Open(path);
     if (!reader.ok()) {

@@ -20,22 +20,28 @@ Router::Router(int source, std::vector<ShardChannel*> shards, size_t batches_per
       pending_(shards_.size(), nullptr),
       sent_progress_(shards_.size(), window::SourceProgress{window::kNoTime, false, false}),
       announced_(shards_.size(), false) {
-  total_ = shards_.size() * std::max<size_t>(2, batches_per_shard);
-  for (size_t i = 0; i < total_; ++i) {
-    auto b = std::make_unique<window::RecordBatch>();
-    b->source = source_;
-    b->records.reserve(batch_records_);
-    b->arena.reserve(batch_records_ * 48);
-    free_.enqueue(b.get());
-    pool_.push_back(std::move(b));
-  }
+  // Batches are made on demand up to the cap: a source whose shards keep up reuses a handful,
+  // and only one that runs ahead of its shards grows to the cap, then waits (backpressure).
+  capacity_ = shards_.size() * std::max<size_t>(2, batches_per_shard);
 }
 
 Router::~Router() = default;
 
 window::RecordBatch* Router::Take() {
   window::RecordBatch* b = nullptr;
-  while (!free_.wait_dequeue_timed(b, std::chrono::milliseconds(100))) {
+  if (!free_.try_dequeue(b)) {
+    if (total_ < capacity_) {
+      auto fresh = std::make_unique<window::RecordBatch>();
+      fresh->source = source_;
+      fresh->records.reserve(batch_records_);
+      fresh->arena.reserve(batch_records_ * 48);
+      b = fresh.get();
+      pool_.push_back(std::move(fresh));
+      ++total_;
+      return b;
+    }
+    while (!free_.wait_dequeue_timed(b, std::chrono::milliseconds(100))) {
+    }
   }
   b->Clear();
   return b;

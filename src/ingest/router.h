@@ -87,7 +87,8 @@ class Router {
   const std::vector<ShardChannel*> shards_;  // borrowed
   const size_t batch_records_;
   const bool keep_raw_;
-  size_t total_ = 0;
+  size_t capacity_ = 0;  // most batches this source may have
+  size_t total_ = 0;     // batches made so far; owned by the source thread
 
   // Owned by the source thread.
   std::vector<window::RecordBatch*> pending_;
