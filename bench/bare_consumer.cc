@@ -191,7 +191,8 @@ int main(int argc, char** argv) {
         bytes += static_cast<int64_t>(m->len);
         if (next[i] < high[i] && m->offset + 1 >= high[i]) --remaining;
         next[i] = m->offset + 1;
-      } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+      } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+                 m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         std::fprintf(stderr, "bare consumer: %s\n", rd_kafka_message_errstr(m));
       }
       rd_kafka_message_destroy(m);

@@ -118,9 +118,9 @@ struct StateConfig {
 };
 
 struct PipelineConfig {
-  int shards = 0;               // 0: one per core, at least 1
-  int queue_capacity = 1024;    // batches per shard queue
-  int batch_records = 4096;     // records per routed batch
+  int shards = 0;             // 0: one per core, at least 1
+  int queue_capacity = 1024;  // batches per shard queue
+  int batch_records = 4096;   // records per routed batch
   Millis shutdown_timeout = 30 * base::kSecond;
 };
 

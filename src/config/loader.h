@@ -43,7 +43,8 @@ LoadResult LoadConfigText(std::string_view yaml, const EnvLookup& env);
 LoadResult LoadConfigFile(const std::string& path, const EnvLookup& env);
 
 // One line for `validate` on success, e.g.
-// "ok: kafka source (1 topic, 2 threads), mta-csv cumulative, tumbling 4h windows, 2 sinks (file, postgres)"
+// "ok: kafka source (1 topic, 2 threads), mta-csv cumulative, tumbling 4h windows, 2 sinks (file,
+// postgres)"
 std::string Summary(const Config& config);
 
 }  // namespace turnstiled::config

@@ -5,9 +5,12 @@ namespace turnstiled::config {
 const char* Name(SourceType v) { return v == SourceType::kKafka ? "kafka" : "file"; }
 const char* Name(FormatType v) {
   switch (v) {
-    case FormatType::kMtaCsv: return "mta-csv";
-    case FormatType::kSeedCsv: return "seed-csv";
-    case FormatType::kJson: return "json";
+    case FormatType::kMtaCsv:
+      return "mta-csv";
+    case FormatType::kSeedCsv:
+      return "seed-csv";
+    case FormatType::kJson:
+      return "json";
   }
   return "?";
 }
@@ -16,10 +19,14 @@ const char* Name(WindowType v) { return v == WindowType::kTumbling ? "tumbling" 
 const char* Name(EmitMode v) { return v == EmitMode::kFinal ? "final" : "update"; }
 const char* Name(SinkType v) {
   switch (v) {
-    case SinkType::kFile: return "file";
-    case SinkType::kPostgres: return "postgres";
-    case SinkType::kKafka: return "kafka";
-    case SinkType::kStdout: return "stdout";
+    case SinkType::kFile:
+      return "file";
+    case SinkType::kPostgres:
+      return "postgres";
+    case SinkType::kKafka:
+      return "kafka";
+    case SinkType::kStdout:
+      return "stdout";
   }
   return "?";
 }

@@ -21,10 +21,10 @@
 namespace turnstiled::sink {
 
 struct DeadLetterEntry {
-  std::string_view reason;   // a decode status name or a drop reason ("late", "future", ...)
-  std::string_view topic;    // "" for a file source (then `file` is the path)
+  std::string_view reason;  // a decode status name or a drop reason ("late", "future", ...)
+  std::string_view topic;   // "" for a file source (then `file` is the path)
   int32_t partition = -1;
-  int64_t offset = -1;       // Kafka offset, or line number for a file source
+  int64_t offset = -1;           // Kafka offset, or line number for a file source
   int64_t event_ms = INT64_MIN;  // INT64_MIN when unknown
   std::string_view raw;
 };

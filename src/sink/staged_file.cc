@@ -33,24 +33,25 @@ bool IsStagedTempName(std::string_view name) {
   return name.starts_with(kTempPrefix) && name.ends_with(kTempSuffix);
 }
 
-base::Status SyncDirectory(const std::string& dir) {
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("open", dir, errno);
-  const int rc = ::fsync(fd);
+namespace {
+// Opens the directory `path` and calls `sync` (fsync or syncfs) on it.
+base::Status SyncDirectoryWith(const std::string& path, const char* op, int (*sync)(int)) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("open", path, errno);
+  const int rc = sync(fd);
   const int err = errno;
   ::close(fd);
-  if (rc != 0) return ErrnoStatus("fsync", dir, err);
+  if (rc != 0) return ErrnoStatus(op, path, err);
   return {};
+}
+}  // namespace
+
+base::Status SyncDirectory(const std::string& dir) {
+  return SyncDirectoryWith(dir, "fsync", ::fsync);
 }
 
 base::Status SyncFilesystem(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus("open", path, errno);
-  const int rc = ::syncfs(fd);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) return ErrnoStatus("syncfs", path, err);
-  return {};
+  return SyncDirectoryWith(path, "syncfs", ::syncfs);
 }
 
 base::Result<std::unique_ptr<StagedFile>> StagedFile::Create(const std::string& dir,

@@ -43,6 +43,12 @@ TUMBLING_4H = {"type": "tumbling", "size": "4h"}
 HOPPING_1H_15M = {"type": "hopping", "size": "1h", "slide": "15m"}
 
 
+def kafka_source(broker, group):
+    return {"type": "kafka", "kafka": {"bootstrap_servers": broker.address, "topics": [TOPIC],
+                                       "group_id": group, "consumer_threads": 2,
+                                       "properties": FAST_GROUP}}
+
+
 def oracle_for_file(path, window_ms):
     size, slide = window_ms
     o = oracle.Oracle(size, slide)
@@ -104,9 +110,7 @@ def test_kafka_source_matches_the_oracle_on_a_real_week(tmp_path, broker, week):
     assert "failures=0" in produced.stderr
     config, lake = write_config(
         tmp_path,
-        {"type": "kafka", "kafka": {"bootstrap_servers": broker.address, "topics": [TOPIC],
-                                    "group_id": "oracle-test", "consumer_threads": 2,
-                                    "properties": FAST_GROUP}},
+        kafka_source(broker, "oracle-test"),
         MTA_FORMAT, TUMBLING_4H)
     result = run(["run", "-c", config, "--available-now"])
     assert "input complete" in result.stderr
@@ -130,9 +134,7 @@ def test_delta_streams_from_the_generator_match_the_oracle(tmp_path, broker, fmt
     assert "failures=0" in produced.stderr
     config, lake = write_config(
         tmp_path,
-        {"type": "kafka", "kafka": {"bootstrap_servers": broker.address, "topics": [TOPIC],
-                                    "group_id": "delta-test", "consumer_threads": 2,
-                                    "properties": FAST_GROUP}},
+        kafka_source(broker, "delta-test"),
         {"type": fmt, "timezone": "America/New_York", "counters": "delta"},
         {"type": "tumbling", "size": "1h"})
     run(["run", "-c", config, "--available-now"])
