@@ -170,12 +170,16 @@ run_file() {
   local name=$1 records=$2 cfg=$3 i
   say "  $name"
   for ((i = 1; i <= repeat; i++)); do
-    rm -rf "$tmp/out"
+    # A fresh output folder per run, and nothing deleted until the end: ext4 searches its
+    # recently deleted inodes when it allocates new ones, which made each run after an
+    # `rm -rf` of the last run's 19,000 files 3 to 4 times slower (see "Noise" in
+    # docs/BENCHMARKS.md).
+    local out="$tmp/out/$name.$i"
     # The file sink syncs the filesystem (syncfs) when it writes many files at once; write
     # back what this script wrote first, so the run does not pay for it.
     sync
     local log="$tmp/$name.$i.log"
-    if ! BENCH_OUT="$tmp/out" "$timed" "$tmp/t" "$bin" run -c "$cfg" > /dev/null 2> "$log"
+    if ! BENCH_OUT="$out" "$timed" "$tmp/t" "$bin" run -c "$cfg" > /dev/null 2> "$log"
     then
       echo "bench/run.sh: $name failed:" >&2
       tail -5 "$log" >&2
@@ -283,12 +287,11 @@ for ((i = 1; i <= repeat; i++)); do
   # (b) turnstiled, a fresh group each time, from the earliest offsets; with the file sink,
   # then with the stdout sink, to tell the pipeline's cost from the sink's.
   for sink in file stdout; do
-    rm -rf "$tmp/out"
     sync
     name=kafka-turnstiled
     [[ $sink == file ]] || name=kafka-turnstiled-stdout
     log="$tmp/$name.$i.log"
-    BENCH_OUT="$tmp/out" BENCH_GROUP="bench-$$-$i-$sink-$RANDOM" \
+    BENCH_OUT="$tmp/out/$name.$i" BENCH_GROUP="bench-$$-$i-$sink-$RANDOM" \
       "$timed" "$tmp/t" "$bin" run -c "$tmp/kafka-$sink.yaml" --available-now > /dev/null \
       2> "$log" || {
       echo "bench/run.sh: turnstiled (kafka, $sink sink) failed:" >&2; tail -5 "$log" >&2; exit 1; }
