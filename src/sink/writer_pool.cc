@@ -116,10 +116,15 @@ bool WriterPool::Retry(Writer* w, const char* what, size_t rows, Op op) {
   }
 }
 
+std::chrono::milliseconds WriterPool::FlushPeriod(const config::SinkConfig& config) {
+  int64_t ms = config.flush_interval;
+  if (config.type == config::SinkType::kFile) ms = std::min(ms, config.roll_interval);
+  return std::chrono::milliseconds(std::max<int64_t>(1, ms));
+}
+
 void WriterPool::Run(Writer* w) {
   Sink& sink = *w->entry.sink;
-  const auto flush_every =
-      std::chrono::milliseconds(std::max<int64_t>(1, w->entry.config.flush_interval));
+  const auto flush_every = FlushPeriod(w->entry.config);
   const size_t batch_rows = static_cast<size_t>(std::max(1, w->entry.config.batch_rows));
   if (!Retry(w, "open", 0, [&] { return sink.Open(); })) return;
   Log(LogLevel::kInfo, "sink", "sink open",

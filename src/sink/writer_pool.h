@@ -2,11 +2,11 @@
 // shares (STYLE: they live here once, not in each sink).
 //
 // Shards Submit() batches of rows; each sink's thread Write()s them and Flush()es every
-// `flush_interval` or `batch_rows`, whichever comes first (that is also how files roll by
-// age). A failed write or flush is retried with exponential backoff (100 ms up to 5 s) until
-// it succeeds or the pool stops: rows are never dropped, and a sink that is down holds its
-// queue, which fills, which blocks Submit(), which stalls the shards and then ingest
-// (backpressure, bounded memory).
+// FlushPeriod() or `batch_rows`, whichever comes first (that is also how files roll by age:
+// every flush closes every file it writes). A failed write or flush is retried with exponential
+// backoff (100 ms up to 5 s) until it succeeds or the pool stops: rows are never dropped, and a
+// sink that is down holds its queue, which fills, which blocks Submit(), which stalls the shards
+// and then ingest (backpressure, bounded memory).
 //
 // A submission is acknowledged when every sink has flushed it: Acked() only grows, and offsets
 // may be committed for what it covers. Thread-safe: Submit() from any shard thread; Drain()
@@ -63,6 +63,10 @@ class WriterPool {
   void Stop();
   // "" when every sink is open and its last attempt succeeded; otherwise why not.
   std::string NotReadyReason() const;
+
+  // How long a sink's rows may wait before a flush: `flush_interval`, and for a file sink no
+  // longer than `roll_interval`, so that no file holds a row older than that when it closes.
+  static std::chrono::milliseconds FlushPeriod(const config::SinkConfig& config);
 
  private:
   struct Item {
