@@ -54,7 +54,9 @@ class Ingestor {
  public:
   static base::Result<std::unique_ptr<Ingestor>> Create(const IngestContext& ctx, int source);
 
-  void Handle(std::string_view bytes, int32_t slot, int64_t offset, PartitionClock* clock) {
+  // `append_ms`: the message's Kafka timestamp (the ingest time), or window::kNoTime.
+  void Handle(std::string_view bytes, int32_t slot, int64_t offset, PartitionClock* clock,
+              int64_t append_ms = window::kNoTime) {
     ++consumed_;
     consumed_bytes_ += bytes.size();
     decode::Record rec;
@@ -68,7 +70,7 @@ class Ingestor {
       return;
     }
     if (rec.event_ms > clock->high_ms) clock->high_ms = rec.event_ms;
-    router_.Add(rec, bytes, slot, offset);
+    router_.Add(rec, bytes, slot, offset, append_ms);
   }
 
   Router& router() { return router_; }

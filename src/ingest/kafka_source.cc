@@ -310,8 +310,9 @@ class KafkaSource : public Source {
       Log(LogLevel::kWarn, "kafka", "consumer error",
           {{"consumer", std::to_string(index_)}, {"error", rd_kafka_message_errstr(m)}});
     } else if (p != nullptr) {
+      const int64_t append_ms = rd_kafka_message_timestamp(m, nullptr);
       ingestor_->Handle({static_cast<const char*>(m->payload), m->len}, p->slot, m->offset,
-                        &p->clock);
+                        &p->clock, append_ms >= 0 ? append_ms : window::kNoTime);
       p->clock.last_data = now;
       p->next_offset = m->offset + 1;
       if (p->target >= 0 && p->next_offset >= p->target) MaybeDone(p);

@@ -18,14 +18,15 @@ class Pipeline::Output : public window::ShardOutput {
  public:
   Output(Pipeline* p) : p_(p) {}  // NOLINT
 
-  void Emit(int shard, std::vector<window::WindowRow>&& rows, int64_t watermark_ms) override {
+  void Emit(int shard, std::vector<window::WindowRow>&& rows, int64_t watermark_ms,
+            int64_t append_ms) override {
     if (p_->metrics_ && watermark_ms != window::kNoTime && watermark_ms != window::kEndOfTime) {
       p_->metrics_->shard_watermark[static_cast<size_t>(shard)]->Set(
           static_cast<double>(watermark_ms) / 1000.0);
     }
     if (rows.empty()) return;
     p_->writers_->Submit(std::make_shared<const std::vector<window::WindowRow>>(std::move(rows)),
-                         Clock::now());
+                         Clock::now(), append_ms);
   }
 
   void Dropped(window::DropReason reason, const window::RecordBatch& batch,

@@ -46,7 +46,9 @@ class Router {
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
 
-  void Add(const decode::Record& record, std::string_view raw, int32_t partition, int64_t offset) {
+  // `append_ms`: the record's Kafka message timestamp, or window::kNoTime.
+  void Add(const decode::Record& record, std::string_view raw, int32_t partition, int64_t offset,
+           int64_t append_ms) {
     const size_t shard = shards_.size() == 1 ? 0 : StationHash(record.station) % shards_.size();
     window::RecordBatch* b = pending_[shard];
     if (b == nullptr) b = pending_[shard] = Take();
@@ -66,6 +68,7 @@ class Router {
     r.event_ms = record.event_ms;
     r.entries = record.entries;
     r.exits = record.exits;
+    if (append_ms > b->max_append_ms) b->max_append_ms = append_ms;
     if (b->records.size() >= batch_records_) Send(shard);
   }
 

@@ -131,17 +131,18 @@ PipelineMetrics::PipelineMetrics(const std::vector<std::string>& decode_reasons,
           .Name("turnstiled_emit_delay_seconds")
           .Help("Time from the watermark passing a window's end to the sink's acknowledgement.")
           .Register(r);
+  auto& latency = BuildHistogram()
+                      .Name("turnstiled_end_to_end_latency_seconds")
+                      .Help(
+                          "Time from the Kafka append of the newest record behind an emit to "
+                          "the sink's acknowledgement of the emitted rows.")
+                      .Register(r);
   for (const auto& name : sink_names) {
     sinks.push_back({&written.Add({{"sink", name}}), &failed.Add({{"sink", name}}),
                      &retried.Add({{"sink", name}}), &sdepth.Add({{"sink", name}}),
-                     &delay.Add({{"sink", name}}, LatencyBuckets())});
+                     &delay.Add({{"sink", name}}, LatencyBuckets()),
+                     &latency.Add({{"sink", name}}, LatencyBuckets())});
   }
-  end_to_end_latency =
-      &BuildHistogram()
-           .Name("turnstiled_end_to_end_latency_seconds")
-           .Help("Time from a record's append to Kafka to the sink acknowledging its window.")
-           .Register(r)
-           .Add({}, LatencyBuckets());
 }
 
 }  // namespace turnstiled::metrics

@@ -23,6 +23,8 @@ struct SinkMetrics {
   prometheus::Counter* retries;
   prometheus::Gauge* queue_depth;
   prometheus::Histogram* emit_delay;  // seconds from the watermark passing a window end to ack
+  // Seconds from the Kafka append time of the newest record behind an emit to the ack.
+  prometheus::Histogram* end_to_end_latency;
 };
 
 struct PipelineMetrics {
@@ -47,8 +49,7 @@ struct PipelineMetrics {
   prometheus::Family<prometheus::Gauge>* consumer_lag;         // by topic, partition
   prometheus::Gauge* assigned_partitions;
   prometheus::Counter* offset_commits;
-  std::vector<SinkMetrics> sinks;             // in config order
-  prometheus::Histogram* end_to_end_latency;  // seconds from append time to sink ack
+  std::vector<SinkMetrics> sinks;  // in config order
 };
 
 }  // namespace turnstiled::metrics

@@ -28,13 +28,13 @@ void WriterPool::Start() {
   for (auto& w : writers_) w->thread = std::thread([this, p = w.get()] { Run(p); });
 }
 
-uint64_t WriterPool::Submit(RowBatchPtr rows, Clock::time_point emitted) {
+uint64_t WriterPool::Submit(RowBatchPtr rows, Clock::time_point emitted, int64_t append_ms) {
   std::lock_guard<std::mutex> order(submit_mu_);
   const uint64_t seq = submitted_.load() + 1;
   for (auto& w : writers_) {
     std::unique_lock<std::mutex> lock(w->mu);
     w->cv.wait(lock, [&] { return w->queue.size() < capacity_ || stopping_.load(); });
-    w->queue.push_back(Item{rows, seq, emitted});
+    w->queue.push_back(Item{rows, seq, emitted, append_ms});
     if (w->metrics != nullptr) w->metrics->queue_depth->Set(static_cast<double>(w->queue.size()));
     w->cv.notify_all();
   }
@@ -132,7 +132,7 @@ void WriterPool::Run(Writer* w) {
 
   uint64_t written_seq = 0;  // highest seq written but not yet flushed
   size_t unflushed_rows = 0;
-  std::vector<Clock::time_point> unflushed_emits;
+  std::vector<std::pair<Clock::time_point, int64_t>> unflushed_emits;  // emitted, append_ms
   auto last_flush = Clock::now();
 
   auto flush = [&]() -> bool {
@@ -140,8 +140,16 @@ void WriterPool::Run(Writer* w) {
     const auto now = Clock::now();
     if (w->metrics != nullptr) {
       w->metrics->rows_written->Increment(static_cast<double>(unflushed_rows));
-      for (const auto& t : unflushed_emits) {
-        w->metrics->emit_delay->Observe(std::chrono::duration<double>(now - t).count());
+      const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch())
+                                 .count();
+      for (const auto& [emitted, append_ms] : unflushed_emits) {
+        w->metrics->emit_delay->Observe(std::chrono::duration<double>(now - emitted).count());
+        if (append_ms != window::kNoTime) {
+          // A producer's clock may run ahead of ours: never a negative latency.
+          w->metrics->end_to_end_latency->Observe(
+              static_cast<double>(std::max<int64_t>(0, now_ms - append_ms)) / 1000.0);
+        }
       }
     }
     unflushed_rows = 0;
@@ -176,7 +184,7 @@ void WriterPool::Run(Writer* w) {
       if (!item.rows->empty()) {
         if (!Retry(w, "write", item.rows->size(), [&] { return sink.Write(*item.rows); })) break;
         unflushed_rows += item.rows->size();
-        unflushed_emits.push_back(item.emitted);
+        unflushed_emits.emplace_back(item.emitted, item.append_ms);
       }
       written_seq = std::max(written_seq, item.seq);
     } else if (have) {

@@ -27,6 +27,7 @@
 #include "config/config.h"
 #include "metrics/metrics.h"
 #include "sink/sink.h"
+#include "window/batch.h"
 #include "window/row.h"
 
 namespace turnstiled::sink {
@@ -50,8 +51,12 @@ class WriterPool {
   // writer threads.
   void Start();
   // Queues rows for every sink; blocks while any sink's queue is full. Returns the sequence
-  // number of this submission. `emitted` is when the watermark released the rows.
-  uint64_t Submit(RowBatchPtr rows, std::chrono::steady_clock::time_point emitted);
+  // number of this submission. `emitted` is when the watermark released the rows; `append_ms`
+  // the newest ingest time (Kafka message timestamp, UTC ms) behind them, or window::kNoTime.
+  // When a sink acknowledges the rows, the pool observes emit delay (from `emitted`) and
+  // end-to-end latency (from `append_ms`), once per submission.
+  uint64_t Submit(RowBatchPtr rows, std::chrono::steady_clock::time_point emitted,
+                  int64_t append_ms = window::kNoTime);
   // Highest sequence number flushed by every sink.
   uint64_t Acked() const;
   uint64_t Submitted() const { return submitted_.load(); }
@@ -73,6 +78,7 @@ class WriterPool {
     RowBatchPtr rows;  // null: a flush request
     uint64_t seq = 0;
     std::chrono::steady_clock::time_point emitted;
+    int64_t append_ms = window::kNoTime;
   };
   struct Writer {
     Entry entry;

@@ -48,6 +48,9 @@ struct RecordBatch {
   std::vector<RoutedRecord> records;
   std::string arena;
   SourceProgress progress;
+  // Newest append time (Kafka message timestamp, UTC ms) of the records in the batch; kNoTime
+  // when the source has none (files). Feeds the end-to-end latency histogram.
+  int64_t max_append_ms = kNoTime;
   // Set on the last batch a source sends when it is asked to drain: the shard replies by
   // returning the batch, which tells the source that everything before it was processed.
   bool barrier = false;
@@ -65,6 +68,7 @@ struct RecordBatch {
   void Clear() {
     records.clear();
     arena.clear();
+    max_append_ms = kNoTime;
     barrier = false;
   }
   uint32_t Append(std::string_view s) {

@@ -49,6 +49,7 @@ Shard::Bucket* Shard::BucketFor(int64_t start) {
 
 void Shard::Process(const RecordBatch& batch) {
   stats_.records += batch.records.size();
+  if (batch.max_append_ms > max_append_ms_) max_append_ms_ = batch.max_append_ms;
   for (const RoutedRecord& r : batch.records) Add(batch, r);
   ApplyProgress(batch);
 }
@@ -176,7 +177,7 @@ void Shard::CloseThrough(int64_t through) {
   }
   stats_.windows_emitted += rows.size();
   // An empty emit still carries the watermark, so downstream knows how far this shard is.
-  output_->Emit(id_, std::move(rows), watermark_);
+  output_->Emit(id_, std::move(rows), watermark_, max_append_ms_);
 }
 
 void Shard::CloseAll() {
@@ -195,7 +196,7 @@ void Shard::EmitUpdates() {
   }
   if (rows.empty()) return;
   stats_.update_rows += rows.size();
-  output_->Emit(id_, std::move(rows), watermark_);
+  output_->Emit(id_, std::move(rows), watermark_, max_append_ms_);
 }
 
 }  // namespace turnstiled::window

@@ -41,7 +41,10 @@ class ShardOutput {
   virtual ~ShardOutput() = default;
   // `rows` are closed (or, with emit: update, refreshed) windows. `watermark_ms` is the
   // shard's watermark after this emit: every window ending at or before it is final.
-  virtual void Emit(int shard, std::vector<WindowRow>&& rows, int64_t watermark_ms) = 0;
+  // `append_ms` is the newest ingest time (Kafka message timestamp) of any record the shard
+  // has processed so far, kNoTime if none had one.
+  virtual void Emit(int shard, std::vector<WindowRow>&& rows, int64_t watermark_ms,
+                    int64_t append_ms) = 0;
   // A record dropped as duplicate, out_of_order or late, for the dead letter. Exception path.
   virtual void Dropped(DropReason reason, const RecordBatch& batch, const RoutedRecord& r) = 0;
 };
@@ -118,7 +121,8 @@ class Shard {
   Bucket* cached_bucket_ = nullptr;
   size_t open_windows_ = 0;
   std::vector<SourceProgress> sources_;
-  int64_t watermark_ = kNoTime;  // windows ending at or before this are closed
+  int64_t watermark_ = kNoTime;      // windows ending at or before this are closed
+  int64_t max_append_ms_ = kNoTime;  // newest ingest time seen, for the latency histogram
   ShardStats stats_;
 };
 

@@ -18,7 +18,7 @@ struct Collector : ShardOutput {
   std::vector<int64_t> late_offsets;
   std::vector<DropReason> dropped;
   int64_t last_watermark = kNoTime;
-  void Emit(int, std::vector<WindowRow>&& r, int64_t w) override {
+  void Emit(int, std::vector<WindowRow>&& r, int64_t w, int64_t) override {
     for (auto& row : r) rows.push_back(std::move(row));
     last_watermark = w;
   }

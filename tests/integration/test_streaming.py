@@ -1,7 +1,7 @@
 """The streaming daemon's behaviour over time, against the embedded broker: idle partitions stop
 holding the watermark back, `emit: update` refreshes open windows before the final row, offsets
 are committed only after the sinks have everything (never on receipt), and /metrics passes
-promtool and counts what the oracle counts.
+promtool, counts what the oracle counts and times emits from the Kafka append time.
 """
 import json
 import re
@@ -180,6 +180,19 @@ def test_metrics_pass_promtool_and_count_what_the_oracle_counts(tmp_path, broker
                             reason="out_of_order") == o.dropped["out_of_order"]
         assert metric_value(body, "turnstiled_windows_emitted_total") > 0
         assert metric_value(body, "turnstiled_queue_depth_batches", shard="0") >= 0
+
+        # Once the sink acknowledges emitted rows, emit delay and end-to-end latency (from the
+        # Kafka append time of the newest record behind them) are observed, once per emit.
+        def latency_seen():
+            b = scrape()
+            return b and metric_value(b, "turnstiled_end_to_end_latency_seconds_count",
+                                      sink="lake") > 0 and b
+        acked = wait_for(latency_seen, 60, "a sink acknowledgement", proc)
+        count = metric_value(acked, "turnstiled_end_to_end_latency_seconds_count", sink="lake")
+        assert metric_value(acked, "turnstiled_emit_delay_seconds_count", sink="lake") >= count
+        # The records were appended moments ago: a mean of hours would mean a wrong clock or unit.
+        mean = metric_value(acked, "turnstiled_end_to_end_latency_seconds_sum", sink="lake") / count
+        assert 0 <= mean < 3600, mean
         health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10)
         assert health.status == 200
         assert stop(proc) == 0
