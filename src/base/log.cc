@@ -118,4 +118,10 @@ std::string Redact(std::string_view text) {
   return s;
 }
 
+LogLevel FromSyslogLevel(int level) {
+  if (level <= 4) return LogLevel::kWarn;
+  if (level <= 6) return LogLevel::kInfo;
+  return LogLevel::kDebug;
+}
+
 }  // namespace turnstiled::base

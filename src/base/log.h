@@ -22,6 +22,10 @@ using LogField = std::pair<std::string_view, std::string>;
 void Log(LogLevel level, std::string_view component, std::string_view msg,
          std::initializer_list<LogField> fields = {});
 
+// Our level for a syslog level (0 emerg .. 7 debug), as librdkafka's log callback reports:
+// 0-4 warn, 5-6 info, 7 debug.
+LogLevel FromSyslogLevel(int level);
+
 // Lines below this level are discarded. Default kInfo; TURNSTILED_LOG_LEVEL=debug|info|warn|error.
 void SetLogLevel(LogLevel level);
 bool ParseLogLevel(std::string_view name, LogLevel* out);

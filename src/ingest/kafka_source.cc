@@ -53,8 +53,16 @@ struct Partition {
   prometheus::Gauge* lag_gauge = nullptr;
 };
 
+// librdkafka's own log lines, as structured lines of ours. Called from librdkafka's threads;
+// base::Log is safe there.
+void OnKafkaLog(const rd_kafka_t*, int level, const char* facility, const char* text) {
+  base::Log(base::FromSyslogLevel(level), "kafka", "librdkafka",
+            {{"facility", facility}, {"text", text}});
+}
+
 rd_kafka_conf_t* BaseConf(const config::KafkaSourceConfig& k, std::string* err) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set_log_cb(conf, &OnKafkaLog);
   char errstr[512];
   auto set = [&](const std::string& key, const std::string& value) {
     if (!err->empty()) return;

@@ -212,10 +212,8 @@ class KafkaOutput final : public Output {
   // most: what fails for good reaches OnError() and the delivery reports. Called from
   // librdkafka's threads; base::Log is safe there.
   static void OnLog(const rd_kafka_t*, int level, const char* facility, const char* text) {
-    const base::LogLevel ours = level <= 4   ? base::LogLevel::kWarn
-                                : level <= 6 ? base::LogLevel::kInfo
-                                             : base::LogLevel::kDebug;
-    base::Log(ours, kComponent, "librdkafka", {{"facility", facility}, {"text", text}});
+    base::Log(base::FromSyslogLevel(level), kComponent, "librdkafka",
+              {{"facility", facility}, {"text", text}});
   }
 
   void NoteError(std::string_view why) {

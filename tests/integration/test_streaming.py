@@ -1,7 +1,8 @@
 """The streaming daemon's behaviour over time, against the embedded broker: idle partitions stop
 holding the watermark back, `emit: update` refreshes open windows before the final row, offsets
 are committed only after the sinks have everything (never on receipt), and /metrics passes
-promtool, counts what the oracle counts and times emits from the Kafka append time.
+promtool, counts what the oracle counts and times emits from the Kafka append time; and
+librdkafka's own messages come out as our structured log lines.
 """
 import json
 import re
@@ -196,3 +197,22 @@ def test_metrics_pass_promtool_and_count_what_the_oracle_counts(tmp_path, broker
         health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10)
         assert health.status == 200
         assert stop(proc) == 0
+
+
+def test_librdkafka_speaks_in_our_structured_log_lines(tmp_path):
+    # Nothing listens on this port: librdkafka reports the refused connections through its log
+    # callback, which must come out as our logfmt lines, never as raw "%3|..." lines.
+    class Gone:
+        address = f"127.0.0.1:{free_port()}"
+    cfg = config(tmp_path, Gone)
+    log = tmp_path / "run.log"
+    with background(["run", "-c", cfg], log) as proc:
+        wait_for(lambda: "msg=librdkafka" in log.read_text(), 60,
+                 "librdkafka's report of the refused connection", proc)
+        assert stop(proc) == 0
+    lines = log.read_text().splitlines()
+    raw = [line for line in lines if line.startswith("%")]
+    assert not raw, raw
+    kafka = [line for line in lines if "msg=librdkafka" in line]
+    assert all(line.startswith("ts=") and "component=kafka" in line and "facility=" in line
+               for line in kafka), kafka
