@@ -1,8 +1,10 @@
 #include "sink/file_sink.h"
 
+#include <sys/stat.h>
 #include <zstd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <memory>
 #include <set>
@@ -28,18 +30,27 @@ base::Status FsStatus(std::string_view op, const std::string& path, const std::e
   return ErrnoStatus(op, path, ec.value());
 }
 
-// Creates dir and its parents; the parents of each directory created need an fsync too.
-base::Status MakeDirs(const fs::path& root, const fs::path& dir, std::vector<std::string>* dirs) {
-  std::error_code ec;
-  if (fs::is_directory(dir, ec)) return {};
-  // Record which directories are new, from the top, so their parents get synced.
-  std::vector<fs::path> missing;
-  for (fs::path p = dir; p != root && !fs::exists(p, ec); p = p.parent_path()) {
-    missing.push_back(p);
+// Creates `dir` and any missing parents below `root` with mkdir(2): one call when `dir` exists
+// or only its last component is missing, which is the common case. Records the parent of each
+// directory it creates: that parent's entry needs an fsync too.
+base::Status MakeDirs(const std::string& root, const std::string& dir,
+                      std::vector<std::string>* dirs) {
+  const std::string parent = dir.substr(0, dir.find_last_of('/'));
+  if (::mkdir(dir.c_str(), 0755) == 0) {
+    dirs->push_back(parent);
+    return {};
   }
-  fs::create_directories(dir, ec);
-  if (ec) return FsStatus("mkdir", dir.string(), ec);
-  for (const fs::path& p : missing) dirs->push_back(p.parent_path().string());
+  if (errno == EEXIST) return {};
+  if (errno != ENOENT || parent.size() >= dir.size() || parent.size() < root.size()) {
+    return ErrnoStatus("mkdir", dir, errno);
+  }
+  base::Status s = MakeDirs(root, parent, dirs);
+  if (!s.ok()) return s;
+  if (::mkdir(dir.c_str(), 0755) == 0) {
+    dirs->push_back(parent);
+  } else if (errno != EEXIST) {
+    return ErrnoStatus("mkdir", dir, errno);
+  }
   return {};
 }
 
@@ -149,7 +160,7 @@ base::Status FileSink::StageGroup(const std::vector<size_t>& order, size_t begin
   const window::WindowRow& first = buffer_[order[begin]];
   const fs::path root(config_.path);
   const std::string dir = (root / PartitionDir(first.station, first.window_start_ms)).string();
-  base::Status s = MakeDirs(root, dir, dirs);
+  base::Status s = MakeDirs(root.string(), dir, dirs);
   if (!s.ok()) return s;
   dirs->push_back(dir);
 
