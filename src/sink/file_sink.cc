@@ -158,9 +158,9 @@ base::Status FileSink::Flush() {
 base::Status FileSink::StageGroup(const std::vector<size_t>& order, size_t begin, size_t end,
                                   std::vector<Staged>* staged, std::vector<std::string>* dirs) {
   const window::WindowRow& first = buffer_[order[begin]];
-  const fs::path root(config_.path);
-  const std::string dir = (root / PartitionDir(first.station, first.window_start_ms)).string();
-  base::Status s = MakeDirs(root.string(), dir, dirs);
+  const std::string dir =
+      (fs::path(config_.path) / PartitionDir(first.station, first.window_start_ms)).string();
+  base::Status s = MakeDirs(config_.path, dir, dirs);
   if (!s.ok()) return s;
   dirs->push_back(dir);
 

@@ -7,6 +7,7 @@ librdkafka's own messages come out as our structured log lines.
 import json
 import re
 import subprocess
+import types
 import urllib.request
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -202,9 +203,7 @@ def test_metrics_pass_promtool_and_count_what_the_oracle_counts(tmp_path, broker
 def test_librdkafka_speaks_in_our_structured_log_lines(tmp_path):
     # Nothing listens on this port: librdkafka reports the refused connections through its log
     # callback, which must come out as our logfmt lines, never as raw "%3|..." lines.
-    class Gone:
-        address = f"127.0.0.1:{free_port()}"
-    cfg = config(tmp_path, Gone)
+    cfg = config(tmp_path, types.SimpleNamespace(address=f"127.0.0.1:{free_port()}"))
     log = tmp_path / "run.log"
     with background(["run", "-c", cfg], log) as proc:
         wait_for(lambda: "msg=librdkafka" in log.read_text(), 60,
