@@ -88,19 +88,34 @@ class Oracle:
         self.size = size_ms
         self.slide = slide_ms or size_ms
         self.offset = offset_ms
+        assert self.size > 0 and self.slide > 0, (size_ms, slide_ms)
         self.counters = counters
         self.max_delta = max_delta
         self.last = {}  # device -> (t0, e0, x0)
         self.windows = collections.defaultdict(lambda: [0, 0, 0])  # (station, start) -> sums
         self.dropped = collections.Counter()
+        self.starts_cache = {}  # event time -> its window starts
 
     def window_starts(self, t):
-        # Every start = offset + k*slide with start <= t < start + size.
-        last_start = (t - self.offset) // self.slide * self.slide + self.offset
-        start = last_start
-        while start > t - self.size:
-            yield start
-            start -= self.slide
+        """Every start = offset + k*slide with start <= t < start + size, by brute force: each
+        start on the grid within [t - size - slide, t + slide] is tested against the SPEC's
+        condition as written, and only that test decides. Any window holding t starts in
+        (t - size, t], so the search range has a whole slide to spare on each side: the integer
+        division that finds a first k near the low end cannot drop a window even if it were one
+        k off. Memoized: the feeds repeat timestamps."""
+        starts = self.starts_cache.get(t)
+        if starts is None:
+            lo, hi = t - self.size - self.slide, t + self.slide
+            k = (lo - self.offset) // self.slide  # a grid point at or just below lo
+            starts = []
+            while self.offset + k * self.slide <= hi:
+                start = self.offset + k * self.slide
+                if start <= t < start + self.size:
+                    starts.append(start)
+                k += 1
+            starts = tuple(starts)
+            self.starts_cache[t] = starts
+        return starts
 
     def add(self, station, device, t, e, x):
         de = dx = 0
