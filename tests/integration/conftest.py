@@ -22,7 +22,10 @@ MTA_WEEKS = sorted(p.name for p in MTA_DIR.glob("turnstile_*.txt*")) if MTA_DIR.
 # The sanitizer runs check threads and memory, not data coverage: they set this to fewer weeks.
 if os.environ.get("TURNSTILED_TEST_WEEKS"):
     MTA_WEEKS = MTA_WEEKS[:int(os.environ["TURNSTILED_TEST_WEEKS"])]
-NO_MTA = f"real MTA weeks not found in {MTA_DIR}: skipped (set TURNSTILED_SHARED_DIR)"
+NO_MTA = f"real MTA weeks not found in {MTA_DIR} (set TURNSTILED_SHARED_DIR)"
+# Under CI (CI=true, as GitHub Actions and most CI services set it) missing real data fails the
+# tests that need it: a CI run must never pass by skipping them. Elsewhere they skip.
+IN_CI = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 # Sanitizer builds run many times slower; deadlines scale with this.
 SLOW = float(os.environ.get("TURNSTILED_TEST_SLOWDOWN", "1"))
@@ -40,16 +43,36 @@ def turnstiled_bin():
     return binary
 
 
+def missing_mta(detail=NO_MTA):
+    """Real data a test needs is absent: fail under CI, skip with `detail` otherwise."""
+    if IN_CI:
+        pytest.fail(f"{detail}; CI=true, so this fails instead of skipping", pytrace=False)
+    pytest.skip(f"{detail}: skipped")
+
+
+def require_mta_weeks():
+    """MTA_WEEKS, or fail (CI) / skip when there are none."""
+    if not MTA_WEEKS:
+        missing_mta()
+    return MTA_WEEKS
+
+
 def week_path(name):
-    """The path of one real week, or skip the test with a clear message."""
-    if not MTA_DIR.is_dir():
-        pytest.skip(NO_MTA)
-    return MTA_DIR / name
+    """The path of one real week, or fail (CI) / skip the test with a clear message."""
+    path = MTA_DIR / name
+    if not path.is_file():
+        missing_mta(NO_MTA if not MTA_WEEKS else f"real MTA week {path} not found")
+    return path
 
 
 def mta_weeks_or_skip():
-    """Parametrize over every real week; a single skipped case where the folder is absent."""
-    return MTA_WEEKS or [pytest.param("absent", marks=pytest.mark.skip(reason=NO_MTA))]
+    """Parametrize over every real week; a single case "absent" when there are none, which
+    skips, or fails under CI (week_path fails on it)."""
+    if MTA_WEEKS:
+        return MTA_WEEKS
+    if IN_CI:
+        return ["absent"]
+    return [pytest.param("absent", marks=pytest.mark.skip(reason=f"{NO_MTA}: skipped"))]
 
 
 def free_port():

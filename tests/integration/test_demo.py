@@ -5,10 +5,8 @@ and the numbers it prints are the numbers in the lake.
 """
 import re
 
-import pytest
-
 import oracle
-from conftest import MTA_DIR, MTA_WEEKS, run
+from conftest import MTA_DIR, require_mta_weeks, run
 
 
 def check_demo_output(out, stdout):
@@ -37,8 +35,8 @@ def test_demo_with_generated_data(tmp_path):
     check_demo_output(out, result.stdout)
 
 
-@pytest.mark.skipif(not MTA_WEEKS, reason=f"real MTA weeks not found in {MTA_DIR}: skipped")
 def test_demo_replays_a_real_week(tmp_path):
+    require_mta_weeks()
     out = tmp_path / "demo"
     result = run(["demo", "--mta-dir", MTA_DIR, "--out", out, "--metrics", "127.0.0.1:0"])
     assert "replay" in result.stdout.lower()

@@ -13,7 +13,7 @@ import pathlib
 import pytest
 
 import oracle
-from conftest import (FAST_GROUP, MTA_WEEKS, NO_MTA, consume_all, mta_weeks_or_skip, run,
+from conftest import (FAST_GROUP, consume_all, mta_weeks_or_skip, require_mta_weeks, run,
                       week_path)
 
 HOUR_MS = 3600 * 1000
@@ -84,9 +84,7 @@ def test_file_source_matches_the_oracle_on_a_real_week(tmp_path, week, window, w
 def test_file_source_over_every_week_at_once_matches_the_oracle(tmp_path):
     # One run over all the weeks, in name order, as config/file-source.yaml does: a device's
     # baseline carries from one week to the next, and no week is "future" to an earlier one.
-    if not MTA_WEEKS:
-        pytest.skip(NO_MTA)
-    paths = [str(week_path(w)) for w in MTA_WEEKS]
+    paths = [str(week_path(w)) for w in require_mta_weeks()]
     config, lake = write_config(tmp_path, {"type": "file", "file": {"paths": paths}},
                                 MTA_FORMAT, TUMBLING_4H)
     run(["run", "-c", config])
