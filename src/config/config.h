@@ -87,6 +87,9 @@ struct SinkConfig {
   Compression compression = Compression::kZstd;
   int64_t roll_bytes = 128LL * 1024 * 1024;  // a file is closed when it reaches this size
   Millis roll_interval = base::kMinute;      // ... or when its first row is this old
+  // Hive-style folders, outermost first, from "date" (UTC date of window_start), "hour" (UTC
+  // hour of window_start) and "station". Default: date only (a few files per day).
+  std::vector<std::string> partition_by = {"date"};
   // postgres
   std::string dsn;
   std::string table = "station_window";
@@ -115,6 +118,10 @@ struct MetricsConfig {
 struct StateConfig {
   std::string dir = "/var/lib/turnstiled";
   Millis checkpoint_interval = 10 * base::kSecond;
+  // Kafka topic that also receives every partition's snapshot, so that another instance of the
+  // group can restore a partition it is given. Unset: "<group_id>-state". "": off.
+  std::string changelog_topic;
+  bool changelog_topic_set = false;
 };
 
 struct PipelineConfig {

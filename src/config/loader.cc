@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "base/time_zone.h"
@@ -202,7 +203,8 @@ struct SinkKey {
 constexpr SinkKey kTypedSinkKeys[] = {
     {"path", SinkType::kFile},          {"format", SinkType::kFile},
     {"compression", SinkType::kFile},   {"roll_bytes", SinkType::kFile},
-    {"roll_interval", SinkType::kFile}, {"dsn", SinkType::kPostgres},
+    {"roll_interval", SinkType::kFile}, {"partition_by", SinkType::kFile},
+    {"dsn", SinkType::kPostgres},
     {"table", SinkType::kPostgres},     {"bootstrap_servers", SinkType::kKafka},
     {"topic", SinkType::kKafka},        {"properties", SinkType::kKafka},
 };
@@ -215,6 +217,17 @@ void ReadSink(MapReader& r, SinkConfig* s) {
   r.Enum("compression", &s->compression, kCompressions);
   r.Int("roll_bytes", &s->roll_bytes, 1);
   r.Duration("roll_interval", &s->roll_interval);
+  if (r.StringList("partition_by", &s->partition_by)) {
+    std::set<std::string> seen;
+    for (const std::string& f : s->partition_by) {
+      if (f != "date" && f != "hour" && f != "station") {
+        r.ValueError("partition_by", "unknown partition field '" + f +
+                                         "'; use a list of: date, hour, station");
+      } else if (!seen.insert(f).second) {
+        r.ValueError("partition_by", "'" + f + "' is listed twice");
+      }
+    }
+  }
   r.String("dsn", &s->dsn);
   const bool table_ok = r.String("table", &s->table);
   r.String("bootstrap_servers", &s->bootstrap_servers);
@@ -335,6 +348,7 @@ void ReadState(MapReader& root, StateConfig* s) {
   if (r.Duration("checkpoint_interval", &s->checkpoint_interval) && s->checkpoint_interval <= 0) {
     r.ValueError("checkpoint_interval", "must be greater than 0");
   }
+  s->changelog_topic_set = r.String("changelog_topic", &s->changelog_topic) && r.Has("changelog_topic");
   r.Finish();
 }
 

@@ -18,6 +18,7 @@
 #include "ingest/router.h"
 #include "metrics/metrics.h"
 #include "sink/dead_letter.h"
+#include "state/checkpointer.h"
 #include "window/batch.h"
 
 namespace turnstiled::ingest {
@@ -44,6 +45,11 @@ struct PartitionClock {
 
 struct IngestContext {
   const config::Config* config = nullptr;
+  // Checkpoints and restores (Kafka); null for a file source.
+  state::Checkpointer* checkpointer = nullptr;
+  // When a stop was requested (steady clock ns since its epoch; 0: not yet). Every wait of a
+  // stopping source ends by this plus most of shutdown_timeout.
+  const std::atomic<int64_t>* stop_requested_ns = nullptr;
   std::vector<ShardChannel*> shards;
   metrics::PipelineMetrics* metrics = nullptr;  // may be null in tests
   sink::DeadLetter* dead_letter = nullptr;

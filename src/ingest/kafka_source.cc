@@ -4,6 +4,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <latch>
 #include <map>
 #include <mutex>
 #include <set>
@@ -148,6 +150,7 @@ class KafkaSource : public Source {
       for (ssize_t i = 0; i < n; ++i) HandleMessage(msgs[static_cast<size_t>(i)], now);
       router().Flush(Progress(now));
       ingestor_->PublishMetrics();
+      MaybeCheckpoint(now);
       if (now - last_lag > std::chrono::seconds(1)) {
         PublishLag();
         last_lag = now;
@@ -160,10 +163,18 @@ class KafkaSource : public Source {
     router().Quiesce(finished ? window::SourceProgress{window::kEndOfTime, false, true}
                               : window::SourceProgress{window::kNoTime, true, false});
     ingestor_->PublishMetrics();
+    // A stop (not the end of --available-now): store the open windows and baselines, and
+    // commit the offsets they cover, so the next start resumes exactly here.
+    if (!finished && ctx_.checkpointer != nullptr && !parts_.empty()) {
+      stop_status_ = CheckpointNow(/*drop=*/false, StopDeadline());
+      stop_checkpointed_ = true;
+    }
   }
 
   base::Status Commit() override {
     if (rk_ == nullptr) return base::Status::Ok();
+    // After a stop the checkpoint committed what it covered; its result is the answer.
+    if (stop_checkpointed_) return stop_status_;
     rd_kafka_topic_partition_list_t* offsets =
         rd_kafka_topic_partition_list_new(static_cast<int>(parts_.size()));
     for (const auto& p : parts_) {
@@ -178,7 +189,10 @@ class KafkaSource : public Source {
         result =
             base::Status::Unavailable(std::string("offset commit failed: ") + rd_kafka_err2str(rc));
       } else {
-        if (ctx_.metrics != nullptr) ctx_.metrics->offset_commits->Increment();
+        if (ctx_.metrics != nullptr) {
+          ctx_.metrics->offset_commits->Increment();
+          ctx_.metrics->state.commits_ok->Increment();
+        }
         Log(LogLevel::kInfo, "kafka", "offsets committed",
             {{"consumer", std::to_string(index_)}, {"partitions", std::to_string(offsets->cnt)}});
       }
@@ -213,6 +227,7 @@ class KafkaSource : public Source {
 
   void Assign(rd_kafka_t* rk, rd_kafka_topic_partition_list_t* parts) {
     const auto now = Clock::now();
+    std::vector<std::shared_ptr<window::ShardControl>> restores;
     {
       std::lock_guard<std::mutex> lock(group_->mu);
       for (int i = 0; i < parts->cnt; ++i) {
@@ -223,7 +238,21 @@ class KafkaSource : public Source {
         p->slot = ctx_.partitions->Slot(p->topic, p->partition);
         p->clock.last_data = now;
         const TopicPartition key{p->topic, p->partition};
-        if (auto it = group_->handoff.find(key); it != group_->handoff.end()) {
+        if (ctx_.checkpointer != nullptr) {
+          std::optional<window::PartitionState> restored =
+              ctx_.checkpointer->Restore(p->topic, p->partition);
+          if (restored) {
+            tp.offset = restored->next_offset;
+            p->next_offset = restored->next_offset;
+            p->clock.high_ms = restored->high_ms;
+            auto control = std::make_shared<window::ShardControl>();
+            control->kind = window::ShardControl::Kind::kRestore;
+            control->slots.push_back(p->slot);
+            control->states.push_back(std::move(*restored));
+            restores.push_back(std::move(control));
+          }
+          group_->handoff.erase(key);
+        } else if (auto it = group_->handoff.find(key); it != group_->handoff.end()) {
           tp.offset = it->second.next_offset;  // resume exactly where this process left it
           p->next_offset = it->second.next_offset;
           p->clock.high_ms = it->second.high_ms;
@@ -255,6 +284,13 @@ class KafkaSource : public Source {
       // Empty, already committed, or handed over at its target by another consumer.
       for (auto& p : parts_) MaybeDone(p.get());
     }
+    // The restored state reaches its shard before any record of the partition, together with
+    // this source's progress that now includes the partition's clock.
+    const window::SourceProgress progress = Progress(now);
+    for (auto& c : restores) {
+      const int32_t slot = c->slots[0];
+      router().SendControl(slot, std::move(c), progress);
+    }
     assigned_.store(static_cast<int>(parts_.size()));
     if (ctx_.metrics != nullptr) ctx_.metrics->assigned_partitions->Increment(parts->cnt);
     rd_kafka_assign(rk, parts);
@@ -266,6 +302,16 @@ class KafkaSource : public Source {
     if (!closing_) {
       // Finish what was sent for these partitions before letting go of them.
       router().Quiesce(Progress(Clock::now()));
+      if (ctx_.checkpointer != nullptr && !parts_.empty()) {
+        // Store their state and commit, then forget it: another member restores it.
+        const base::Status s = CheckpointNow(/*drop=*/true, RevokeDeadline());
+        if (!s.ok()) {
+          Log(LogLevel::kWarn, "kafka",
+              "revoked partitions not checkpointed; their next owner resumes from the last "
+              "checkpoint",
+              {{"consumer", std::to_string(index_)}, {"error", s.ToString()}});
+        }
+      }
     }
     {
       std::lock_guard<std::mutex> lock(group_->mu);
@@ -284,6 +330,138 @@ class KafkaSource : public Source {
     assigned_.store(0);
     unassigned_since_ = Clock::now();
     rd_kafka_assign(rk, nullptr);
+  }
+
+  // The time a stopping source may still spend: most of shutdown_timeout from the stop request,
+  // leaving the rest to the writers' last flush.
+  Clock::time_point StopDeadline() const {
+    const auto budget = std::chrono::milliseconds(
+        std::max<int64_t>(500, ctx_.config->pipeline.shutdown_timeout * 7 / 10));
+    int64_t at = ctx_.stop_requested_ns != nullptr ? ctx_.stop_requested_ns->load() : 0;
+    if (at == 0) at = Clock::now().time_since_epoch().count();
+    return Clock::time_point(Clock::duration(at)) + budget;
+  }
+  // A revoke blocks the group's rebalance: bounded by the interval and shutdown_timeout.
+  Clock::time_point RevokeDeadline() const {
+    return Clock::now() + std::chrono::milliseconds(std::max<int64_t>(
+                              1000, std::min<int64_t>(ctx_.config->pipeline.shutdown_timeout,
+                                                      ctx_.config->state.checkpoint_interval * 3)));
+  }
+
+  // Asks each shard that holds some of this source's partitions for their state. `done` runs
+  // on a shard thread once every shard has answered, with the states in partition order.
+  void ExportState(bool drop, std::function<void(std::vector<window::PartitionState>)> done) {
+    std::map<size_t, std::shared_ptr<window::ShardControl>> by_shard;
+    for (const auto& p : parts_) {
+      auto& c = by_shard[router().ShardOf(p->slot)];
+      if (!c) {
+        c = std::make_shared<window::ShardControl>();
+        c->kind = drop ? window::ShardControl::Kind::kExportAndDrop
+                       : window::ShardControl::Kind::kExport;
+      }
+      c->slots.push_back(p->slot);
+      window::PartitionState meta;
+      meta.topic = p->topic;
+      meta.partition = p->partition;
+      meta.next_offset = p->next_offset;
+      meta.high_ms = p->clock.high_ms;
+      c->states.push_back(std::move(meta));
+    }
+    struct Gather {
+      std::mutex mu;
+      int remaining = 0;
+      std::vector<window::PartitionState> states;
+      std::function<void(std::vector<window::PartitionState>)> done;
+    };
+    auto g = std::make_shared<Gather>();
+    g->remaining = static_cast<int>(by_shard.size());
+    g->done = std::move(done);
+    const window::SourceProgress progress = Progress(Clock::now());
+    for (auto& [shard, c] : by_shard) {
+      window::ShardControl* raw = c.get();
+      c->done = [g, raw] {
+        std::unique_lock<std::mutex> lock(g->mu);
+        for (auto& st : raw->states) g->states.push_back(std::move(st));
+        if (--g->remaining > 0) return;
+        auto states = std::move(g->states);
+        auto fn = std::move(g->done);
+        lock.unlock();
+        fn(std::move(states));
+      };
+      const int32_t slot = c->slots[0];
+      router().SendControl(slot, std::move(c), progress);
+    }
+  }
+
+  // Periodic checkpoint: export now, let the checkpointer wait for the sinks, store and commit.
+  void MaybeCheckpoint(Clock::time_point) {
+    if (ctx_.checkpointer == nullptr || parts_.empty() || checkpoint_in_flight_.load()) return;
+    const uint64_t epoch = ctx_.checkpointer->epoch();
+    if (epoch == handled_epoch_) return;
+    handled_epoch_ = epoch;
+    checkpoint_in_flight_.store(true);
+    state::Checkpointer* cp = ctx_.checkpointer;
+    ExportState(false, [this, cp](std::vector<window::PartitionState> states) {
+      // On a shard thread: every row emitted before the cut has been submitted by now.
+      cp->Submit(std::move(states), cp->Submitted(),
+                 [this](const std::vector<state::Committed>& c) { CommitOffsets(c); });
+      checkpoint_in_flight_.store(false);
+    });
+  }
+
+  // Revoke and stop: export, wait, store, commit, all before returning.
+  base::Status CheckpointNow(bool drop, Clock::time_point deadline) {
+    struct Wait {
+      std::mutex mu;
+      std::condition_variable cv;
+      bool ready = false;
+      std::vector<window::PartitionState> states;
+      uint64_t seq = 0;
+    };
+    auto w = std::make_shared<Wait>();
+    state::Checkpointer* cp = ctx_.checkpointer;
+    ExportState(drop, [w, cp](std::vector<window::PartitionState> states) {
+      std::lock_guard<std::mutex> lock(w->mu);
+      w->states = std::move(states);
+      w->seq = cp->Submitted();
+      w->ready = true;
+      w->cv.notify_all();
+    });
+    {
+      std::unique_lock<std::mutex> lock(w->mu);
+      // The shards answer within a batch's time unless they are blocked on a sink that is down
+      // and the stop has not yet given up on it.
+      if (!w->cv.wait_until(lock, deadline, [&] { return w->ready; })) {
+        return base::Status::Unavailable("the shards did not export the state in time");
+      }
+    }
+    auto stored = cp->Checkpoint(w->states, w->seq, deadline);
+    if (!stored.ok()) return stored.status();
+    return CommitOffsets(*stored);
+  }
+
+  base::Status CommitOffsets(const std::vector<state::Committed>& committed) {
+    if (committed.empty() || rk_ == nullptr) return {};
+    rd_kafka_topic_partition_list_t* offsets =
+        rd_kafka_topic_partition_list_new(static_cast<int>(committed.size()));
+    for (const auto& c : committed) {
+      rd_kafka_topic_partition_list_add(offsets, c.topic.c_str(), c.partition)->offset =
+          c.next_offset;
+    }
+    const rd_kafka_resp_err_t rc = rd_kafka_commit(rk_, offsets, 0);
+    rd_kafka_topic_partition_list_destroy(offsets);
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (ctx_.metrics != nullptr) ctx_.metrics->state.commits_failed->Increment();
+      Log(LogLevel::kWarn, "kafka", "offset commit failed",
+          {{"consumer", std::to_string(index_)}, {"error", rd_kafka_err2str(rc)}});
+      return base::Status::Unavailable(std::string("offset commit failed: ") +
+                                       rd_kafka_err2str(rc));
+    }
+    if (ctx_.metrics != nullptr) {
+      ctx_.metrics->state.commits_ok->Increment();
+      ctx_.metrics->offset_commits->Increment();
+    }
+    return {};
   }
 
   Partition* Find(const char* topic, int32_t partition) {
@@ -378,6 +556,10 @@ class KafkaSource : public Source {
   Partition* last_ = nullptr;
   std::atomic<int> assigned_{0};
   bool closing_ = false;
+  uint64_t handled_epoch_ = 0;
+  std::atomic<bool> checkpoint_in_flight_{false};
+  bool stop_checkpointed_ = false;
+  base::Status stop_status_;
   // Since when this consumer has held no partition (start, or its last revoke). Until
   // idle_timeout has passed, it holds the watermark back: a rebalance is under way and its
   // partitions may hold data far behind the others'.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 
 #include "base/log.h"
 #include "ingest/file_source.h"
@@ -13,10 +15,20 @@ using base::Log;
 using base::LogLevel;
 using Clock = std::chrono::steady_clock;
 
+// Partitions of a changelog topic turnstiled creates (a topic made beforehand keeps its own).
+constexpr int kChangelogPartitions = 8;
+
 // Where shards send what they emit and drop. Called from every shard thread at once.
+//
+// With a Kafka source each input partition lives in one shard, which emits all of a window's
+// rows for it at once: rows go straight to the writers. With a file source stations are spread
+// over the shards, so a window's rows come from several of them: they are held here until every
+// shard has closed the window (the lowest shard watermark passes its end), then submitted
+// together, so a sink that keeps one file per window gets all of its rows in one flush.
 class Pipeline::Output : public window::ShardOutput {
  public:
-  Output(Pipeline* p) : p_(p) {}  // NOLINT
+  Output(Pipeline* p, bool gather, int shards)  // NOLINT
+      : p_(p), gather_(gather), watermarks_(static_cast<size_t>(shards), window::kNoTime) {}
 
   void Emit(int shard, std::vector<window::WindowRow>&& rows, int64_t watermark_ms,
             int64_t append_ms) override {
@@ -24,9 +36,27 @@ class Pipeline::Output : public window::ShardOutput {
       p_->metrics_->shard_watermark[static_cast<size_t>(shard)]->Set(
           static_cast<double>(watermark_ms) / 1000.0);
     }
-    if (rows.empty()) return;
-    p_->writers_->Submit(std::make_shared<const std::vector<window::WindowRow>>(std::move(rows)),
-                         Clock::now(), append_ms);
+    if (!gather_) {
+      if (rows.empty()) return;
+      p_->writers_->Submit(
+          std::make_shared<const std::vector<window::WindowRow>>(std::move(rows)), Clock::now(),
+          append_ms);
+      return;
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    watermarks_[static_cast<size_t>(shard)] = watermark_ms;
+    for (auto& r : rows) held_.push_back(std::move(r));
+    if (append_ms > append_ms_) append_ms_ = append_ms;
+    int64_t low = window::kEndOfTime;
+    for (int64_t w : watermarks_) low = std::min(low, w);
+    if (low == window::kNoTime || held_.empty()) return;
+    std::vector<window::WindowRow> ready;
+    std::vector<window::WindowRow> keep;
+    for (auto& r : held_) (r.window_end_ms <= low || !r.final ? ready : keep).push_back(std::move(r));
+    held_ = std::move(keep);
+    if (ready.empty()) return;
+    p_->writers_->Submit(std::make_shared<const std::vector<window::WindowRow>>(std::move(ready)),
+                         Clock::now(), append_ms_);
   }
 
   void Dropped(window::DropReason reason, const window::RecordBatch& batch,
@@ -39,6 +69,11 @@ class Pipeline::Output : public window::ShardOutput {
 
  private:
   Pipeline* const p_;
+  const bool gather_;
+  std::mutex mu_;
+  std::vector<int64_t> watermarks_;     // by shard; guarded by mu_
+  std::vector<window::WindowRow> held_;  // guarded by mu_
+  int64_t append_ms_ = window::kNoTime;  // guarded by mu_
 };
 
 base::Result<std::unique_ptr<Pipeline>> Pipeline::Create(const config::Config& config,
@@ -92,10 +127,39 @@ base::Status Pipeline::Init() {
     entries.push_back({sc, std::move(s).value()});
   }
   writers_ = std::make_unique<sink::WriterPool>(std::move(entries), metrics_.get());
-  output_ = std::make_unique<Output>(this);
+  const bool kafka = config_.source.type == config::SourceType::kKafka;
+  output_ = std::make_unique<Output>(this, /*gather=*/!kafka, num_shards_);
+
+  if (kafka) {
+    state::CheckpointerOptions co;
+    co.dir = config_.state.dir;
+    co.group = config_.source.kafka.group_id;
+    co.changelog_topic = config_.state.changelog_topic_set
+                             ? config_.state.changelog_topic
+                             : config_.source.kafka.group_id + "-state";
+    co.bootstrap = config_.source.kafka.bootstrap_servers;
+    for (const auto& [k, v] : config_.source.kafka.properties) {
+      // Security and client settings carry over to the changelog's producer and reader;
+      // consumer tuning does not.
+      if (k.rfind("security.", 0) == 0 || k.rfind("sasl.", 0) == 0 || k.rfind("ssl.", 0) == 0 ||
+          k == "client.rack" || k == "broker.address.family") {
+        co.properties[k] = v;
+      }
+    }
+    co.partitions_hint = kChangelogPartitions;
+    co.interval = std::chrono::milliseconds(config_.state.checkpoint_interval);
+    sink::WriterPool* w = writers_.get();
+    state::AckTracker acks{[w] { return w->Submitted(); }, [w] { return w->Acked(); },
+                           [w] { w->RequestFlush(); }};
+    auto cp = state::Checkpointer::Create(co, std::move(acks), &metrics_->state);
+    if (!cp.ok()) return cp.status();
+    checkpointer_ = std::move(cp).value();
+  }
 
   IngestContext ctx;
   ctx.config = &config_;
+  ctx.checkpointer = checkpointer_.get();
+  ctx.stop_requested_ns = &stop_requested_ns_;
   ctx.metrics = metrics_.get();
   ctx.dead_letter = dead_letter_.get();
   ctx.partitions = &partitions_;
@@ -119,6 +183,11 @@ base::Status Pipeline::Init() {
   so.counters = config_.format.counters;
   so.max_delta = config_.format.max_delta;
   so.num_sources = static_cast<int>(sources_.size());
+  so.detect_conflicts = kafka;
+  so.source_name = [this](int32_t slot) {
+    const auto [topic, partition] = partitions_.Lookup(slot);
+    return partition < 0 ? std::string() : topic + "-" + std::to_string(partition);
+  };
   for (int i = 0; i < num_shards_; ++i) {
     shards_.push_back(std::make_unique<window::Shard>(i, so, output_.get()));
   }
@@ -137,7 +206,9 @@ void Pipeline::ShardLoop(int index) {
   window::Shard& shard = *shards_[static_cast<size_t>(index)];
   ShardChannel& ch = *channels_[static_cast<size_t>(index)];
   metrics::PipelineMetrics& m = *metrics_;
-  const bool updates = config_.window.emit == config::EmitMode::kUpdate;
+  // A file source emits each window once, at the end of its input: no update rows.
+  const bool updates = config_.window.emit == config::EmitMode::kUpdate &&
+                       config_.source.type == config::SourceType::kKafka;
   const auto update_every =
       std::chrono::milliseconds(std::max<int64_t>(1, config_.window.update_interval));
   auto next_update = Clock::now() + update_every;
@@ -145,6 +216,7 @@ void Pipeline::ShardLoop(int index) {
 
   auto process = [&](window::RecordBatch* b) {
     ch.depth.fetch_sub(1, std::memory_order_relaxed);
+    if (b->control) shard.Control(*b->control);
     shard.Process(*b);
     sources_[static_cast<size_t>(b->source)]->router().Release(b);
     // Metrics once per batch, as deltas of the shard's plain counters.
@@ -162,6 +234,10 @@ void Pipeline::ShardLoop(int index) {
     if (st.windows_emitted != published.windows_emitted) {
       m.windows_emitted->Increment(
           static_cast<double>(st.windows_emitted - published.windows_emitted));
+    }
+    if (st.partition_conflicts != published.partition_conflicts) {
+      m.partition_conflicts->Increment(
+          static_cast<double>(st.partition_conflicts - published.partition_conflicts));
     }
     if (st.update_rows != published.update_rows) {
       m.update_rows->Increment(static_cast<double>(st.update_rows - published.update_rows));
@@ -210,19 +286,54 @@ base::Status Pipeline::Run() {
     }
   }
 
+  if (checkpointer_) checkpointer_->Start();
   const auto started = Clock::now();
+  const auto timeout =
+      std::chrono::milliseconds(std::max<int64_t>(1000, config_.pipeline.shutdown_timeout));
   std::vector<std::thread> source_threads;
   for (auto& s : sources_) source_threads.emplace_back([this, src = s.get()] { src->Run(stop_); });
+  // A stop must end within shutdown_timeout even with a sink that is down: past most of it,
+  // the writers give up, which frees every thread that waits on them.
+  std::atomic<bool> sources_returned{false};
+  std::mutex watch_mu;
+  std::condition_variable watch_cv;
+  std::thread watchdog([&] {
+    std::unique_lock<std::mutex> lock(watch_mu);
+    while (!sources_returned.load()) {
+      const int64_t at = stop_requested_ns_.load();
+      if (at != 0 && Clock::now() >= Clock::time_point(Clock::duration(at)) + timeout * 8 / 10) {
+        Log(LogLevel::kWarn, "pipeline",
+            "shutdown_timeout is running out with rows not acknowledged; giving up on them "
+            "(their offsets stay uncommitted)");
+        writers_->Abort();
+        return;
+      }
+      watch_cv.wait_for(lock, std::chrono::milliseconds(50));
+    }
+  });
   for (auto& t : source_threads) t.join();
+  {
+    std::lock_guard<std::mutex> lock(watch_mu);
+    sources_returned.store(true);
+    watch_cv.notify_all();
+  }
+  watchdog.join();
+  if (checkpointer_) checkpointer_->Stop();
   const bool stopped = stop_.load();
   close_all_.store(options_.drain);
   sources_done_.store(true);
   for (auto& t : shard_threads_) t.join();
   shard_threads_.clear();
 
-  const auto timeout =
-      std::chrono::milliseconds(std::max<int64_t>(1000, config_.pipeline.shutdown_timeout));
-  const bool acked = writers_->Drain(timeout);
+  auto drain_for = std::chrono::milliseconds(1000);
+  if (const int64_t at = stop_requested_ns_.load(); at != 0) {
+    const auto left = Clock::time_point(Clock::duration(at)) + timeout - Clock::now();
+    drain_for = std::max(std::chrono::milliseconds(100),
+                         std::chrono::duration_cast<std::chrono::milliseconds>(left));
+  } else {
+    drain_for = timeout;
+  }
+  const bool acked = writers_->Drain(drain_for);
   writers_->Stop();
   base::Status flushed = dead_letter_->Flush();
   if (!flushed.ok()) {
@@ -233,8 +344,9 @@ base::Status Pipeline::Run() {
   if (!acked) {
     result = base::Status::Unavailable(
         "sinks did not acknowledge every row within shutdown_timeout; offsets not committed");
-  } else if (!stopped || options_.drain) {
-    // Everything consumed has been emitted and acknowledged: safe to commit.
+  } else if (!stopped || options_.drain || checkpointer_) {
+    // Everything consumed has been emitted and acknowledged, or (a stop with state) the
+    // sources checkpointed their open windows and committed what the checkpoint covers.
     for (auto& s : sources_) {
       base::Status c = s->Commit();
       if (!c.ok()) result = c;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -25,6 +26,7 @@
 #include "metrics/metrics.h"
 #include "sink/dead_letter.h"
 #include "sink/writer_pool.h"
+#include "state/checkpointer.h"
 #include "window/shard.h"
 
 namespace turnstiled::ingest {
@@ -47,7 +49,12 @@ class Pipeline {
   // acknowledged by every sink (and offsets were committed where there are any).
   base::Status Run();
   // Safe from any thread (the signal thread calls it).
-  void RequestStop() { stop_.store(true); }
+  void RequestStop() {
+    int64_t expected = 0;
+    stop_requested_ns_.compare_exchange_strong(
+        expected, std::chrono::steady_clock::now().time_since_epoch().count());
+    stop_.store(true);
+  }
   int metrics_port() const { return http_ ? http_->port() : 0; }
   metrics::PipelineMetrics& metrics() { return *metrics_; }
 
@@ -67,6 +74,7 @@ class Pipeline {
   std::unique_ptr<metrics::PipelineMetrics> metrics_;
   std::unique_ptr<sink::DeadLetter> dead_letter_;
   std::unique_ptr<sink::WriterPool> writers_;
+  std::unique_ptr<state::Checkpointer> checkpointer_;  // Kafka only
   std::unique_ptr<Output> output_;
   PartitionRegistry partitions_;
   std::vector<std::unique_ptr<ShardChannel>> channels_;
@@ -75,6 +83,7 @@ class Pipeline {
   std::unique_ptr<metrics::HttpServer> http_;
 
   std::atomic<bool> stop_{false};
+  std::atomic<int64_t> stop_requested_ns_{0};
   std::atomic<bool> sources_done_{false};
   std::atomic<bool> close_all_{false};
   std::vector<std::thread> shard_threads_;

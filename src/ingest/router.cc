@@ -12,11 +12,12 @@ bool SameProgress(const window::SourceProgress& a, const window::SourceProgress&
 }  // namespace
 
 Router::Router(int source, std::vector<ShardChannel*> shards, size_t batches_per_shard,
-               size_t batch_records, bool keep_raw)
+               size_t batch_records, bool keep_raw, bool by_partition)
     : source_(source),
       shards_(std::move(shards)),
       batch_records_(std::max<size_t>(1, batch_records)),
       keep_raw_(keep_raw),
+      by_partition_(by_partition),
       pending_(shards_.size(), nullptr),
       sent_progress_(shards_.size(), window::SourceProgress{window::kNoTime, false, false}),
       announced_(shards_.size(), false) {
@@ -67,6 +68,17 @@ void Router::Flush(const window::SourceProgress& progress) {
     announced_[s] = true;
     Send(s);
   }
+}
+
+void Router::SendControl(int32_t slot, std::shared_ptr<window::ShardControl> control,
+                         const window::SourceProgress& progress) {
+  const size_t shard = ShardOf(slot);
+  if (pending_[shard] != nullptr) Send(shard);
+  pending_[shard] = Take();
+  pending_[shard]->control = std::move(control);
+  sent_progress_[shard] = progress;
+  announced_[shard] = true;
+  Send(shard);
 }
 
 void Router::Quiesce(const window::SourceProgress& progress) {

@@ -1,7 +1,10 @@
 // Router: an ingest source's side of the lock-free queues to the shards.
 //
 // A source decodes a record and Add()s it; the router copies the strings into the batch of
-// the shard that owns hash(station) and sends the batch when it is full. Flush() sends what
+// the shard that owns the record and sends the batch when it is full. Which shard owns a
+// record: for Kafka, the shard of its input partition (slot % shards), so that one shard holds
+// all of a partition's state and closes all of a partition's window at once (checkpoints,
+// hand-over and the lake's file per window and partition rely on it); for files, hash(station). Flush() sends what
 // is pending together with the source's progress, so the shards learn how far it has read.
 //
 // Batches come from a fixed per-source pool and come back through the free list once a
@@ -41,7 +44,7 @@ class Router {
  public:
   // `batches_per_shard` bounds what this source may have in flight to each shard.
   Router(int source, std::vector<ShardChannel*> shards, size_t batches_per_shard,
-         size_t batch_records, bool keep_raw);
+         size_t batch_records, bool keep_raw, bool by_partition);
   ~Router();
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
@@ -49,7 +52,9 @@ class Router {
   // `append_ms`: the record's Kafka message timestamp, or window::kNoTime.
   void Add(const decode::Record& record, std::string_view raw, int32_t partition, int64_t offset,
            int64_t append_ms) {
-    const size_t shard = shards_.size() == 1 ? 0 : StationHash(record.station) % shards_.size();
+    const size_t shard = shards_.size() == 1 ? 0
+                         : by_partition_   ? ShardOf(partition)
+                                           : StationHash(record.station) % shards_.size();
     window::RecordBatch* b = pending_[shard];
     if (b == nullptr) b = pending_[shard] = Take();
     window::RoutedRecord& r = b->records.emplace_back();
@@ -77,6 +82,12 @@ class Router {
   void Flush(const window::SourceProgress& progress);
   // Flush(), then waits until the shards have processed every batch of this source.
   void Quiesce(const window::SourceProgress& progress);
+  // Sends what is pending for the shard of `slot`, then `control` with `progress` (which
+  // becomes what that shard last heard from this source).
+  void SendControl(int32_t slot, std::shared_ptr<window::ShardControl> control,
+                   const window::SourceProgress& progress);
+  // REQUIRES: routing by partition.
+  size_t ShardOf(int32_t slot) const { return static_cast<size_t>(slot) % shards_.size(); }
   // Returns a processed batch to this router's pool. Called by shard threads.
   void Release(window::RecordBatch* batch) { free_.enqueue(batch); }
   size_t in_flight() const { return total_ - static_cast<size_t>(free_.size_approx()); }
@@ -90,6 +101,7 @@ class Router {
   const std::vector<ShardChannel*> shards_;  // borrowed
   const size_t batch_records_;
   const bool keep_raw_;
+  const bool by_partition_;
   size_t capacity_ = 0;  // most batches this source may have
   size_t total_ = 0;     // batches made so far; owned by the source thread
 

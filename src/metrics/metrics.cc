@@ -110,6 +110,50 @@ PipelineMetrics::PipelineMetrics(const std::vector<std::string>& decode_reasons,
                         .Help("Offset commits made after sinks acknowledged.")
                         .Register(r)
                         .Add({});
+  partition_conflicts =
+      &BuildCounter()
+           .Name("turnstiled_station_partition_conflicts_total")
+           .Help("Records of a station that arrived on another input partition than its first.")
+           .Register(r)
+           .Add({});
+  auto& checkpoints = BuildCounter()
+                          .Name("turnstiled_checkpoints_total")
+                          .Help("Checkpoints by result: ok, failed (a store refused), skipped "
+                                "(sinks did not acknowledge in time).")
+                          .Register(r);
+  state.checkpoints_ok = &checkpoints.Add({{"result", "ok"}});
+  state.checkpoints_failed = &checkpoints.Add({{"result", "failed"}});
+  state.checkpoints_skipped = &checkpoints.Add({{"result", "skipped"}});
+  state.checkpoint_duration =
+      &BuildHistogram()
+           .Name("turnstiled_checkpoint_duration_seconds")
+           .Help("From a checkpoint's cut to its snapshots being durable.")
+           .Register(r)
+           .Add({}, prometheus::Histogram::BucketBoundaries{0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                                            0.5, 1, 2.5, 5, 10, 30});
+  state.last_checkpoint = &BuildGauge()
+                               .Name("turnstiled_last_checkpoint_timestamp_seconds")
+                               .Help("When the newest durable checkpoint was taken.")
+                               .Register(r)
+                               .Add({});
+  state.checkpoint_bytes = &BuildGauge()
+                                .Name("turnstiled_checkpoint_bytes")
+                                .Help("Size of the newest checkpoint's snapshots, all partitions.")
+                                .Register(r)
+                                .Add({});
+  auto& restores = BuildCounter()
+                       .Name("turnstiled_state_restores_total")
+                       .Help("Partitions assigned, by where their state came from.")
+                       .Register(r);
+  state.restores_local = &restores.Add({{"source", "local"}});
+  state.restores_changelog = &restores.Add({{"source", "changelog"}});
+  state.restores_none = &restores.Add({{"source", "none"}});
+  auto& commits = BuildCounter()
+                      .Name("turnstiled_commits_total")
+                      .Help("Kafka offset commits by result.")
+                      .Register(r);
+  state.commits_ok = &commits.Add({{"result", "ok"}});
+  state.commits_failed = &commits.Add({{"result", "failed"}});
   auto& written = BuildCounter()
                       .Name("turnstiled_sink_rows_written_total")
                       .Help("Rows written and acknowledged (flushed) by each sink.")

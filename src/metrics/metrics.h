@@ -27,6 +27,21 @@ struct SinkMetrics {
   prometheus::Histogram* end_to_end_latency;
 };
 
+// Checkpoints, restores and commits (SPEC §6; src/state/).
+struct StateMetrics {
+  prometheus::Counter* checkpoints_ok;
+  prometheus::Counter* checkpoints_failed;
+  prometheus::Counter* checkpoints_skipped;  // sinks did not acknowledge in time
+  prometheus::Histogram* checkpoint_duration;  // seconds from the cut to durable
+  prometheus::Gauge* last_checkpoint;          // unix seconds of the newest durable one
+  prometheus::Gauge* checkpoint_bytes;         // size of the newest one, all partitions
+  prometheus::Counter* restores_local;
+  prometheus::Counter* restores_changelog;
+  prometheus::Counter* restores_none;
+  prometheus::Counter* commits_ok;
+  prometheus::Counter* commits_failed;
+};
+
 struct PipelineMetrics {
   // Label sets: decode reasons and drop reasons in enum order, sink names, shard count.
   PipelineMetrics(const std::vector<std::string>& decode_reasons,
@@ -48,7 +63,9 @@ struct PipelineMetrics {
   prometheus::Family<prometheus::Gauge>* partition_watermark;  // by topic, partition
   prometheus::Family<prometheus::Gauge>* consumer_lag;         // by topic, partition
   prometheus::Gauge* assigned_partitions;
-  prometheus::Counter* offset_commits;
+  prometheus::Counter* offset_commits;  // == state.commits_ok; kept for dashboards
+  prometheus::Counter* partition_conflicts;
+  StateMetrics state;
   std::vector<SinkMetrics> sinks;  // in config order
 };
 

@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 #include <tuple>
+#include <unistd.h>
 
 #include "base/civil_time.h"
 #include "sink/partition_path.h"
@@ -34,9 +35,10 @@ base::Status FsStatus(std::string_view op, const std::string& path, const std::e
 // or only its last component is missing, which is the common case. Records the parent of each
 // directory it creates: that parent's entry needs an fsync too.
 base::Status MakeDirs(const std::string& root, const std::string& dir,
-                      std::vector<std::string>* dirs) {
+                      std::vector<std::string>* dirs, mode_t mode) {
+  if (dir.size() <= root.size()) return {};
   const std::string parent = dir.substr(0, dir.find_last_of('/'));
-  if (::mkdir(dir.c_str(), 0755) == 0) {
+  if (::mkdir(dir.c_str(), mode) == 0) {
     dirs->push_back(parent);
     return {};
   }
@@ -44,9 +46,9 @@ base::Status MakeDirs(const std::string& root, const std::string& dir,
   if (errno != ENOENT || parent.size() >= dir.size() || parent.size() < root.size()) {
     return ErrnoStatus("mkdir", dir, errno);
   }
-  base::Status s = MakeDirs(root, parent, dirs);
+  base::Status s = MakeDirs(root, parent, dirs, mode);
   if (!s.ok()) return s;
-  if (::mkdir(dir.c_str(), 0755) == 0) {
+  if (::mkdir(dir.c_str(), mode) == 0) {
     dirs->push_back(parent);
   } else if (errno != EEXIST) {
     return ErrnoStatus("mkdir", dir, errno);
@@ -54,7 +56,24 @@ base::Status MakeDirs(const std::string& root, const std::string& dir,
   return {};
 }
 
+bool PartitionsByStation(const config::SinkConfig& c) {
+  return std::find(c.partition_by.begin(), c.partition_by.end(), "station") != c.partition_by.end();
+}
+
 }  // namespace
+
+base::Status FileSink::StaleParts::Remove(const std::string& extension) const {
+  if (unsuffixed) {
+    const std::string path = stem + extension;
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoStatus("unlink", path, errno);
+  }
+  for (size_t n = first_part;; ++n) {
+    const std::string path = stem + '-' + std::to_string(n) + extension;
+    if (::unlink(path.c_str()) == 0) continue;
+    if (errno == ENOENT) return {};
+    return ErrnoStatus("unlink", path, errno);
+  }
+}
 
 struct FileSink::Staged {
   std::unique_ptr<StagedFile> file;
@@ -64,7 +83,8 @@ struct FileSink::Staged {
 FileSink::FileSink(config::SinkConfig config)
     : config_(std::move(config)),
       extension_(ExtensionFor(config_)),
-      cctx_(config_.compression == config::Compression::kZstd ? ZSTD_createCCtx() : nullptr) {}
+      cctx_(config_.compression == config::Compression::kZstd ? ZSTD_createCCtx() : nullptr),
+      by_station_(PartitionsByStation(config_)) {}
 
 FileSink::~FileSink() { ZSTD_freeCCtx(cctx_); }
 
@@ -92,44 +112,57 @@ base::Status FileSink::Write(std::span<const window::WindowRow> rows) {
   return {};
 }
 
+// Orders rows so that each file's rows are adjacent: by station first when folders are per
+// station, then window, then owning input partition, then station.
+bool FileSink::FileOrder(const window::WindowRow& a, const window::WindowRow& b) const {
+  if (by_station_ && a.station != b.station) return a.station < b.station;
+  if (a.window_start_ms != b.window_start_ms) return a.window_start_ms < b.window_start_ms;
+  if (a.window_end_ms != b.window_end_ms) return a.window_end_ms < b.window_end_ms;
+  if (a.source != b.source) return a.source < b.source;
+  return a.station < b.station;
+}
+
+bool FileSink::SameFile(const window::WindowRow& a, const window::WindowRow& b) const {
+  return a.window_start_ms == b.window_start_ms && a.window_end_ms == b.window_end_ms &&
+         a.source == b.source && (!by_station_ || a.station == b.station);
+}
+
 base::Status FileSink::Flush() {
   if (buffer_.empty()) return {};
   std::vector<size_t> order(buffer_.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  auto key = [this](size_t i) {
-    const window::WindowRow& r = buffer_[i];
-    return std::tie(r.station, r.window_start_ms, r.window_end_ms);
-  };
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return key(a) < key(b); });
-  // Keep the last row written of each (station, window_start, window_end).
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return FileOrder(buffer_[a], buffer_[b]); });
+  // Keep the last row written of each (station, window) of a file: emit: update sends a window
+  // again, and the newest row replaces the older ones.
   std::vector<size_t> rows;
   rows.reserve(order.size());
   for (size_t i = 0; i < order.size(); ++i) {
-    if (i + 1 < order.size() && key(order[i]) == key(order[i + 1])) continue;
+    if (i + 1 < order.size()) {
+      const window::WindowRow& a = buffer_[order[i]];
+      const window::WindowRow& b = buffer_[order[i + 1]];
+      if (SameFile(a, b) && a.station == b.station) continue;
+    }
     rows.push_back(order[i]);
   }
 
-  // One group, so one file (or more when it rolls), per (station, UTC date).
+  // One group, so one file (or more when it rolls), per (folder, window, input partition).
   std::vector<std::pair<size_t, size_t>> groups;
   for (size_t begin = 0; begin < rows.size();) {
-    const window::WindowRow& first = buffer_[rows[begin]];
-    const int64_t day = base::FloorDiv(first.window_start_ms, 86400000);
     size_t end = begin + 1;
-    while (end < rows.size() && buffer_[rows[end]].station == first.station &&
-           base::FloorDiv(buffer_[rows[end]].window_start_ms, 86400000) == day) {
-      ++end;
-    }
+    while (end < rows.size() && SameFile(buffer_[rows[begin]], buffer_[rows[end]])) ++end;
     groups.emplace_back(begin, end);
     begin = end;
   }
   // Many files: one syncfs before the renames and one after, instead of an fsync per file and
-  // per directory (thousands per flush when a whole week closes at once).
+  // per directory.
   sync_each_ = groups.size() < kSyncEachBelowFiles;
 
   std::vector<Staged> staged;
   std::vector<std::string> dirs;
+  std::vector<StaleParts> stale;
   for (const auto& [begin, end] : groups) {
-    base::Status s = StageGroup(rows, begin, end, &staged, &dirs);
+    base::Status s = StageGroup(rows, begin, end, &staged, &dirs, &stale);
     if (!s.ok()) return s;  // `staged` removes its temp files
   }
   if (!sync_each_) {
@@ -138,6 +171,10 @@ base::Status FileSink::Flush() {
   }
   for (Staged& f : staged) {
     base::Status s = f.file->Publish(f.final_path);
+    if (!s.ok()) return s;
+  }
+  for (const StaleParts& st : stale) {
+    base::Status s = st.Remove(extension_);
     if (!s.ok()) return s;
   }
   if (sync_each_) {
@@ -151,25 +188,31 @@ base::Status FileSink::Flush() {
     base::Status s = SyncFilesystem(config_.path);
     if (!s.ok()) return s;
   }
+  files_written_ += staged.size();
   buffer_.clear();
   return {};
 }
 
 base::Status FileSink::StageGroup(const std::vector<size_t>& order, size_t begin, size_t end,
-                                  std::vector<Staged>* staged, std::vector<std::string>* dirs) {
+                                  std::vector<Staged>* staged, std::vector<std::string>* dirs,
+                                  std::vector<StaleParts>* stale) {
   const window::WindowRow& first = buffer_[order[begin]];
-  const std::string dir =
-      (fs::path(config_.path) / PartitionDir(first.station, first.window_start_ms)).string();
-  base::Status s = MakeDirs(config_.path, dir, dirs);
+  const std::string rel = PartitionDir(config_.partition_by, first.station, first.window_start_ms);
+  const std::string dir = rel.empty() ? config_.path : config_.path + '/' + rel;
+  base::Status s = MakeDirs(config_.path, dir, dirs, 0755);
   if (!s.ok()) return s;
   dirs->push_back(dir);
 
+  // The name is a function of the data only: the window, and the input partition that owns
+  // its rows. A replay, a restart or another instance writes the same name.
   std::string base_name = "part-";
   AppendCompactUtc(first.window_start_ms, &base_name);
   base_name += '-';
-  int64_t max_end = first.window_end_ms;
-  for (size_t i = begin; i < end; ++i) max_end = std::max(max_end, buffer_[order[i]].window_end_ms);
-  AppendCompactUtc(max_end, &base_name);
+  AppendCompactUtc(first.window_end_ms, &base_name);
+  if (!first.source.empty()) {
+    base_name += '-';
+    base_name += EscapePartitionValue(first.source);
+  }
 
   const bool csv = config_.format == config::FileFormat::kCsv;
   const size_t group_start = staged->size();
@@ -215,12 +258,14 @@ base::Status FileSink::StageGroup(const std::vector<size_t>& order, size_t begin
   if (!s.ok()) return s;
 
   const size_t files = staged->size() - group_start;
+  const std::string stem = dir + '/' + base_name;
   for (size_t n = 0; n < files; ++n) {
     std::string& path = (*staged)[group_start + n].final_path;
-    path = dir + '/' + base_name;
-    if (files > 1) path += '-' + std::to_string(n);
-    path += extension_;
+    path = files > 1 ? stem + '-' + std::to_string(n) + extension_ : stem + extension_;
   }
+  // A group written before in more (or fewer) parts must not leave its old parts beside the
+  // new ones: a reader would count their rows twice.
+  stale->push_back({stem, files > 1, files > 1 ? files : 0});
   return {};
 }
 

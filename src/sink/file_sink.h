@@ -1,27 +1,28 @@
-// FileSink: the data lake sink (SPEC §5 `file`). Rows go to Hive-style partitions
+// FileSink: the data lake sink (SPEC §5 `file`). Rows go to Hive-style folders chosen by
+// `partition_by` (default [date]; see PartitionDir), one file per window and owning input
+// partition:
 //
-//   <path>/station=<escaped>/date=YYYY-MM-DD/part-<first start>-<last end>[-<n>].<ext>
+//   <path>/date=2024-01-06/part-20240106T040000Z-20240106T080000Z-turnstile-stream-3.csv.zst
 //
-// where the date is the UTC date of window_start and <escaped> is EscapePartitionValue(station)
-// (partition_path.h). <ext> is csv or jsonl, plus .zst when compressed.
+// The name is a function of the data only: the window, and the input partition ("source",
+// "<topic>-<partition>") whose state produced the rows; a file source's rows have none. So a
+// replay, a restart, or another instance of the group that takes the partition over writes the
+// same name and replaces the file instead of adding a copy: a query over the lake counts each
+// window once (docs/SINKS.md). The caller delivers every row of a (window, source) in one
+// flush: the shard that owns an input partition emits all its rows of a window at once, and a
+// file source's rows are released together at the end of the input.
 //
-// Write() copies rows into a buffer; Flush() turns the buffer into files:
-//   - Rows are grouped by (station, date); each group is one file, sorted by (window_start,
-//     window_end). When one flush holds several rows for the same (station, window_start,
-//     window_end) (emit: update followed by final), the last one written wins.
-//   - The name is a function of the rows only (compact UTC stamps: 20240106T040000Z), so a
-//     replay of the same rows replaces the file instead of adding a second one.
-//   - Rolling by size: when a group's uncompressed encoded bytes would pass roll_bytes, it is
-//     split at row boundaries into part-...-0, part-...-1, ... in row order. Rolling by age is
-//     the writer pool's job: it calls Flush() every flush_interval, and every Flush() closes
-//     every file it writes.
+//   - Within a flush, when a (station, window) of a file appears more than once (emit: update
+//     followed by final), the last row written wins.
+//   - Rolling by size: a group whose encoded bytes pass roll_bytes is split at row boundaries
+//     into ...-0, ...-1, ... in row order; parts a previous write of the group left beyond
+//     the new count are removed.
 //   - Every file is written under a dot-temp name in its directory, fsynced, renamed, and then
-//     each touched directory is fsynced once, so a reader (who ignores dot files, as Spark and
-//     Hive do) never sees half a file.
+//     each touched directory is fsynced once, so a reader (who ignores dot files, as Spark,
+//     Hive and DuckDB's globs do) never sees half a file.
 // On error Flush() returns kUnavailable (ENOSPC, EDQUOT, EIO) or kIoError, removes its temp
-// files and keeps the rows buffered, so the next Flush() writes them again. Files already renamed
-// by the failed flush are rewritten with the same names, so nothing is duplicated.
-// Open() removes temp files left behind by a crash: one sink instance per path.
+// files and keeps the rows buffered, so the next Flush() writes them again under the same
+// names. Open() removes temp files left behind by a crash: one sink instance per path.
 //
 // Thread-compatible: one writer thread, as every Sink.
 #pragma once
@@ -51,23 +52,38 @@ class FileSink final : public Sink {
   base::Status Close() override;
 
   size_t buffered_rows() const { return buffer_.size(); }
+  uint64_t files_written() const { return files_written_; }
 
  private:
-  // Writes one (station, date) group, rows [begin, end) of `order`, as staged files.
+  // Writes one file's group, rows [begin, end) of `order`, as staged files; adds the names of
+  // parts an earlier, larger write of the group may have left to `stale`.
   struct Staged;
+  // The parts an earlier write of a group may have left beyond the new ones: the unsuffixed
+  // name when the group is now split, and every numbered part from `first_part` on.
+  struct StaleParts {
+    std::string stem;
+    bool unsuffixed = false;
+    size_t first_part = 0;
+    base::Status Remove(const std::string& extension) const;
+  };
   base::Status StageGroup(const std::vector<size_t>& order, size_t begin, size_t end,
-                          std::vector<Staged>* staged, std::vector<std::string>* dirs);
+                          std::vector<Staged>* staged, std::vector<std::string>* dirs,
+                          std::vector<StaleParts>* stale);
+  bool FileOrder(const window::WindowRow& a, const window::WindowRow& b) const;
+  bool SameFile(const window::WindowRow& a, const window::WindowRow& b) const;
 
   // Constant after construction.
   const config::SinkConfig config_;
   const std::string extension_;
   ZSTD_CCtx_s* const cctx_;  // owned; null without compression
+  const bool by_station_;     // partition_by has "station": a file per station and window
 
   std::vector<window::WindowRow> buffer_;
   std::string scratch_;
   // Whether the current flush fsyncs each file (few files) or syncs the filesystem (many).
   static constexpr size_t kSyncEachBelowFiles = 16;
   bool sync_each_ = true;
+  uint64_t files_written_ = 0;
 };
 
 }  // namespace turnstiled::sink

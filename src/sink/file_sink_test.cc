@@ -31,6 +31,7 @@ config::SinkConfig FileConfig(const std::string& path, config::FileFormat format
   c.path = path;
   c.format = format;
   c.compression = compression;
+  c.partition_by = {"station", "date"};
   return c;
 }
 
@@ -157,15 +158,23 @@ TEST_CASE("csv files round-trip every column, with RFC 4180 quoting, compressed 
     a.final = false;
     window::WindowRow b = MakeRow(a.station, kJan6 + 4 * kHourMs, kJan6 + 8 * kHourMs, 9);
     b.first_event_ms = kJan6 + 4 * kHourMs + 1500;  // not whole seconds
-    WriteAndFlush(FileConfig(dir.path(), config::FileFormat::kCsv, compression), {b, a});
+    b.station = "ANOTHER";
+    auto config = FileConfig(dir.path(), config::FileFormat::kCsv, compression);
+    config.partition_by = {"date"};
+    WriteAndFlush(config, {b, a});
     auto files = FilesUnder(dir.path());
-    REQUIRE(files.size() == 1);
+    REQUIRE(files.size() == 2);  // a file per window
     const std::string ext = compression == config::Compression::kZstd ? ".csv.zst" : ".csv";
-    CHECK(files[0].filename() == "part-20240106T000000Z-20240106T080000Z" + ext);
+    CHECK(files[0].filename() == "part-20240106T000000Z-20240106T040000Z" + ext);
+    CHECK(files[1].filename() == "part-20240106T040000Z-20240106T080000Z" + ext);
     bool ok = false;
     auto records = ParseCsv(Read(files[0]), &ok);
     REQUIRE(ok);
-    REQUIRE(records.size() == 3);
+    auto second = ParseCsv(Read(files[1]), &ok);
+    REQUIRE(ok);
+    REQUIRE(records.size() == 2);
+    REQUIRE(second.size() == 2);
+    records.push_back(second[1]);
     CHECK(records[0] == std::vector<std::string>{"station", "window_start", "window_end", "entries",
                                                  "exits", "events", "final", "first_event",
                                                  "last_event"});
@@ -207,7 +216,7 @@ TEST_CASE("flushing the same rows twice leaves the same files with the same cont
   auto first = FilesUnder(dir.path());
   std::vector<std::string> first_content;
   for (const auto& f : first) first_content.push_back(Read(f));
-  CHECK(first.size() == 5 * 5);  // (station, date) groups: 30 4-hour windows span 5 UTC dates
+  CHECK(first.size() == 5 * 30);  // a file per station and window with partition_by station
 
   std::reverse(rows.begin(), rows.end());  // arrival order does not matter
   WriteAndFlush(config, rows);
@@ -236,16 +245,17 @@ TEST_CASE("a group larger than roll_bytes is split at row boundaries into number
   TempDir dir;
   auto config = FileConfig(dir.path(), config::FileFormat::kCsv, config::Compression::kNone);
   config.roll_bytes = 400;
+  config.partition_by = {"date"};
   std::vector<window::WindowRow> rows;
-  for (int w = 0; w < 24; ++w) {
-    rows.push_back(MakeRow("59 ST", kJan6 + w * kHourMs, kJan6 + (w + 1) * kHourMs, w));
+  for (int s = 0; s < 24; ++s) {
+    rows.push_back(MakeRow("ST " + std::to_string(s), kJan6, kJan6 + kHourMs, s));
   }
   WriteAndFlush(config, rows);
   auto files = FilesUnder(dir.path());
   REQUIRE(files.size() > 2);
   int64_t total = 0;
   for (size_t n = 0; n < files.size(); ++n) {
-    CHECK(files[n].filename().string().starts_with("part-20240106T000000Z-20240107T000000Z-"));
+    CHECK(files[n].filename().string().starts_with("part-20240106T000000Z-20240106T010000Z-"));
     const std::string text = Read(files[n]);
     CHECK(text.size() <= 400);
     bool ok = false;
@@ -253,6 +263,34 @@ TEST_CASE("a group larger than roll_bytes is split at row boundaries into number
     CHECK(ok);
   }
   CHECK(total == 24);
+
+  // Written again in fewer parts, the group leaves none of its old parts behind.
+  config.roll_bytes = 1 << 20;
+  WriteAndFlush(config, rows);
+  files = FilesUnder(dir.path());
+  REQUIRE(files.size() == 1);
+  CHECK(files[0].filename() == "part-20240106T000000Z-20240106T010000Z.csv");
+}
+
+TEST_CASE("a file is named by its window and the input partition that owns its rows") {
+  TempDir dir;
+  auto config = FileConfig(dir.path(), config::FileFormat::kCsv, config::Compression::kNone);
+  config.partition_by = {"date", "hour"};
+  window::WindowRow a = MakeRow("59 ST", kJan6 + 4 * kHourMs, kJan6 + 8 * kHourMs, 1);
+  a.source = "turnstile-stream-3";
+  window::WindowRow b = MakeRow("PENN", kJan6 + 4 * kHourMs, kJan6 + 8 * kHourMs, 2);
+  b.source = "turnstile-stream-0";
+  window::WindowRow c = MakeRow("ZZ", kJan6 + 4 * kHourMs, kJan6 + 8 * kHourMs, 3);
+  c.source = "turnstile-stream-3";
+  WriteAndFlush(config, {a, b, c});
+  auto files = FilesUnder(dir.path());
+  REQUIRE(files.size() == 2);
+  CHECK(files[0].string() == dir.path() + "/date=2024-01-06/hour=04/"
+                                          "part-20240106T040000Z-20240106T080000Z-turnstile-stream-0.csv");
+  CHECK(files[1].string() == dir.path() + "/date=2024-01-06/hour=04/"
+                                          "part-20240106T040000Z-20240106T080000Z-turnstile-stream-3.csv");
+  bool ok = false;
+  CHECK(ParseCsv(Read(files[1]), &ok).size() == 3);
 }
 
 TEST_CASE("a failed flush keeps its rows, leaves no temp file, and the next flush writes them") {

@@ -88,11 +88,24 @@ base::Result<std::string> UnescapePartitionValue(std::string_view escaped) {
   return out;
 }
 
-std::string PartitionDir(std::string_view station, int64_t window_start_ms) {
-  std::string dir = "station=";
-  dir += EscapePartitionValue(station);
-  dir += "/date=";
-  dir += base::FormatDateUtc(window_start_ms);
+std::string PartitionDir(const std::vector<std::string>& fields, std::string_view station,
+                         int64_t window_start_ms) {
+  std::string dir;
+  for (const std::string& f : fields) {
+    if (!dir.empty()) dir += '/';
+    if (f == "date") {
+      dir += "date=";
+      dir += base::FormatDateUtc(window_start_ms);
+    } else if (f == "hour") {
+      const int64_t hour = base::FloorMod(window_start_ms, 86400000) / 3600000;
+      dir += "hour=";
+      dir += static_cast<char>('0' + hour / 10);
+      dir += static_cast<char>('0' + hour % 10);
+    } else {
+      dir += "station=";
+      dir += EscapePartitionValue(station);
+    }
+  }
   return dir;
 }
 

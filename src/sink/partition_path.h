@@ -19,6 +19,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/status.h"
 
@@ -32,8 +33,13 @@ std::string EscapePartitionValue(std::string_view value);
 // InvalidArgument for a cut name (contains '~') or anything it would never produce.
 base::Result<std::string> UnescapePartitionValue(std::string_view escaped);
 
-// "station=<escaped>/date=YYYY-MM-DD": the directory of a row, relative to the sink path.
-// The date is the UTC date of window_start_ms.
-std::string PartitionDir(std::string_view station, int64_t window_start_ms);
+// The directory of a row, relative to the sink path: one `name=value` folder per entry of
+// `fields` (a file sink's partition_by), outermost first:
+//   date     date=YYYY-MM-DD, the UTC date of window_start_ms
+//   hour     hour=HH, the UTC hour of window_start_ms
+//   station  station=<EscapePartitionValue(station)>
+// "" when `fields` is empty.
+std::string PartitionDir(const std::vector<std::string>& fields, std::string_view station,
+                         int64_t window_start_ms);
 
 }  // namespace turnstiled::sink

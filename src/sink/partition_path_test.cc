@@ -72,8 +72,15 @@ TEST_CASE("unescaping refuses names escaping would never produce") {
   CHECK_FALSE(UnescapePartitionValue(".x").ok());
 }
 
-TEST_CASE("the partition directory is the station then the UTC date of window_start") {
+TEST_CASE("the partition directory has one folder per partition_by field, in order") {
   const int64_t jan6 = turnstiled::base::DaysFromCivil(2024, 1, 6) * 86400 * 1000;
-  CHECK(PartitionDir("59 ST", jan6 + 23 * 3600 * 1000) == "station=59 ST/date=2024-01-06");
-  CHECK(PartitionDir("A/B", jan6 - 1) == "station=A%2FB/date=2024-01-05");
+  const std::vector<std::string> station_date = {"station", "date"};
+  CHECK(PartitionDir(station_date, "59 ST", jan6 + 23 * 3600 * 1000) ==
+        "station=59 ST/date=2024-01-06");
+  CHECK(PartitionDir(station_date, "A/B", jan6 - 1) == "station=A%2FB/date=2024-01-05");
+  CHECK(PartitionDir({"date"}, "A/B", jan6 - 1) == "date=2024-01-05");
+  CHECK(PartitionDir({"date", "hour"}, "x", jan6 + 23 * 3600 * 1000) ==
+        "date=2024-01-06/hour=23");
+  CHECK(PartitionDir({"hour"}, "x", jan6 - 1) == "hour=23");
+  CHECK(PartitionDir({}, "x", jan6).empty());
 }

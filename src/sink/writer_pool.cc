@@ -34,6 +34,7 @@ uint64_t WriterPool::Submit(RowBatchPtr rows, Clock::time_point emitted, int64_t
   for (auto& w : writers_) {
     std::unique_lock<std::mutex> lock(w->mu);
     w->cv.wait(lock, [&] { return w->queue.size() < capacity_ || stopping_.load(); });
+    if (stopping_.load()) continue;  // aborted: never written, never acknowledged
     w->queue.push_back(Item{rows, seq, emitted, append_ms});
     if (w->metrics != nullptr) w->metrics->queue_depth->Set(static_cast<double>(w->queue.size()));
     w->cv.notify_all();
@@ -48,6 +49,28 @@ uint64_t WriterPool::Acked() const {
   return acked;
 }
 
+void WriterPool::RequestFlush() {
+  const uint64_t target = submitted_.load();
+  for (auto& w : writers_) {
+    std::lock_guard<std::mutex> lock(w->mu);
+    // One pending request is enough.
+    if (!w->queue.empty() && w->queue.back().rows == nullptr) {
+      w->queue.back().seq = std::max(w->queue.back().seq, target);
+      continue;
+    }
+    w->queue.push_back(Item{nullptr, target, Clock::now()});
+    w->cv.notify_all();
+  }
+}
+
+void WriterPool::Abort() {
+  stopping_.store(true);
+  for (auto& w : writers_) {
+    std::lock_guard<std::mutex> lock(w->mu);
+    w->cv.notify_all();
+  }
+}
+
 bool WriterPool::Drain(std::chrono::milliseconds timeout) {
   const uint64_t target = submitted_.load();
   for (auto& w : writers_) {
@@ -58,7 +81,11 @@ bool WriterPool::Drain(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   for (auto& w : writers_) {
     std::unique_lock<std::mutex> lock(w->mu);
-    if (!w->cv.wait_until(lock, deadline, [&] { return w->acked.load() >= target; })) return false;
+    if (!w->cv.wait_until(lock, deadline,
+                          [&] { return w->acked.load() >= target || stopping_.load(); }) ||
+        w->acked.load() < target) {
+      return false;
+    }
   }
   return true;
 }

@@ -63,6 +63,12 @@ class WriterPool {
   // Asks every sink to flush now and waits until all submitted so far is acknowledged, or
   // `timeout` passes. Returns true when everything was acknowledged.
   bool Drain(std::chrono::milliseconds timeout);
+  // Asks every sink to flush what it has now; does not wait.
+  void RequestFlush();
+  // Gives up: Submit() stops waiting and drops what it is given, the writers stop retrying.
+  // For a stop whose shutdown_timeout has run out with a sink down; nothing dropped is
+  // acknowledged, so no offset covering it is committed.
+  void Abort();
   // Stops the writer threads after they have written what is queued (bounded by Drain's
   // caller) and closes the sinks.
   void Stop();

@@ -11,9 +11,12 @@
 
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "window/partition_state.h"
 
 namespace turnstiled::window {
 
@@ -54,6 +57,9 @@ struct RecordBatch {
   // Set on the last batch a source sends when it is asked to drain: the shard replies by
   // returning the batch, which tells the source that everything before it was processed.
   bool barrier = false;
+  // A request to the shard about partition state (checkpoint, hand-over, restore); handled
+  // before the batch's progress is applied. Such a batch carries no records.
+  std::shared_ptr<ShardControl> control;
 
   std::string_view Station(const RoutedRecord& r) const {
     return {arena.data() + r.station_off, r.station_len};
@@ -70,6 +76,7 @@ struct RecordBatch {
     arena.clear();
     max_append_ms = kNoTime;
     barrier = false;
+    control.reset();
   }
   uint32_t Append(std::string_view s) {
     const auto off = static_cast<uint32_t>(arena.size());

@@ -18,6 +18,10 @@ struct WindowRow {
   bool final = true;           // false for `emit: update` rows of a still-open window
   int64_t first_event_ms = 0;  // earliest event time aggregated
   int64_t last_event_ms = 0;   // latest event time aggregated
+  // The input partition whose state owns the row ("<topic>-<partition>"), "" for a file
+  // source. Not a column: the file sink names files by it, so that instances of one group,
+  // each owning some partitions, never write the same file.
+  std::string source;
 };
 
 // The column names, in order, for CSV headers, JSON keys and SQL columns.

@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <set>
+#include <utility>
+
+#include "base/log.h"
 
 namespace turnstiled::window {
 
@@ -36,8 +40,33 @@ uint32_t Shard::StationId(std::string_view station) {
   if (it != station_ids_.end()) return it->second;
   const auto id = static_cast<uint32_t>(station_names_.size());
   station_names_.emplace_back(station);
+  station_slot_.push_back(-1);
   station_ids_.emplace(station_names_.back(), id);
   return id;
+}
+
+void Shard::AddSlot(int32_t slot) {
+  const auto n = static_cast<size_t>(slot) + 1;
+  if (slot_closed_.size() >= n) return;
+  const size_t old = slot_closed_.size();
+  slot_closed_.resize(n, watermark_);
+  slot_names_.resize(n);
+  for (size_t s = old; s < n; ++s) {
+    if (options_.source_name) slot_names_[s] = options_.source_name(static_cast<int32_t>(s));
+  }
+}
+
+void Shard::NoteConflict(uint32_t station, int32_t slot) {
+  ++stats_.partition_conflicts;
+  if (conflict_logged_) return;
+  conflict_logged_ = true;
+  base::Log(base::LogLevel::kWarn, "shard",
+            "a station arrives on two input partitions; its windows can be counted by two "
+            "instances of the group. Key messages by station (turnstiled produce does), or run "
+            "one instance. Counted in turnstiled_station_partition_conflicts_total; logged once",
+            {{"station", station_names_[station]},
+             {"first_partition", slot_names_[static_cast<size_t>(station_slot_[station])]},
+             {"other_partition", slot_names_[static_cast<size_t>(slot)]}});
 }
 
 Shard::Bucket* Shard::BucketFor(int64_t start) {
@@ -55,6 +84,7 @@ void Shard::Process(const RecordBatch& batch) {
 }
 
 void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
+  if (static_cast<size_t>(r.partition) >= slot_closed_.size()) AddSlot(r.partition);
   int64_t entries = r.entries;
   int64_t exits = r.exits;
   if (options_.counters == config::CounterMode::kCumulative) {
@@ -90,17 +120,30 @@ void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
     d.t0 = r.event_ms;
     d.e0 = r.entries;
     d.x0 = r.exits;
+    if (inserted || d.slot != r.partition) {
+      d.slot = r.partition;
+      d.station = StationId(batch.Station(r));
+    }
   }
   // A late reading still moved its device's baseline above: its interval belongs to a
   // window that is already out, and must not leak into the next one.
-  if (watermark_ != kNoTime && assigner_.LatestEnd(r.event_ms) <= watermark_) {
+  const int64_t closed = slot_closed_[static_cast<size_t>(r.partition)];
+  if (closed != kNoTime && assigner_.LatestEnd(r.event_ms) <= closed) {
     ++stats_.dropped[static_cast<int>(DropReason::kLate)];
     output_->Dropped(DropReason::kLate, batch, r);
     return;
   }
   const uint32_t station = StationId(batch.Station(r));
+  if (options_.detect_conflicts) {
+    int32_t& owner = station_slot_[station];
+    if (owner < 0) {
+      owner = r.partition;
+    } else if (owner != r.partition) {
+      NoteConflict(station, r.partition);
+    }
+  }
   assigner_.ForEach(r.event_ms, [&](int64_t start) {
-    if (watermark_ != kNoTime && start + assigner_.size() <= watermark_) return;  // closed
+    if (closed != kNoTime && start + assigner_.size() <= closed) return;  // closed
     Bucket* bucket = BucketFor(start);
     auto [it, inserted] = bucket->try_emplace(station);
     Agg& a = it->second;
@@ -108,6 +151,7 @@ void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
       ++open_windows_;
       a.first_ms = r.event_ms;
       a.last_ms = r.event_ms;
+      a.slot = r.partition;
     } else {
       a.first_ms = std::min(a.first_ms, r.event_ms);
       a.last_ms = std::max(a.last_ms, r.event_ms);
@@ -117,6 +161,107 @@ void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
     a.events += 1;
     a.dirty = true;
   });
+}
+
+void Shard::Control(ShardControl& control) {
+  switch (control.kind) {
+    case ShardControl::Kind::kExport:
+    case ShardControl::Kind::kExportAndDrop:
+      control.states.resize(control.slots.size());
+      for (size_t i = 0; i < control.slots.size(); ++i) {
+        Export(control.slots[i], &control.states[i]);
+        if (control.kind == ShardControl::Kind::kExportAndDrop) Drop(control.slots[i]);
+      }
+      break;
+    case ShardControl::Kind::kRestore:
+      if (!control.slots.empty() && !control.states.empty()) {
+        Drop(control.slots[0]);
+        Restore(control.slots[0], control.states[0]);
+      }
+      break;
+  }
+  if (control.done) control.done();
+}
+
+void Shard::Export(int32_t slot, PartitionState* out) const {
+  const auto s = static_cast<size_t>(slot);
+  out->closed_through = s < slot_closed_.size() ? slot_closed_[s] : watermark_;
+  for (const auto& [key, d] : devices_) {
+    if (d.slot != slot) continue;
+    out->devices.push_back({station_names_[d.station], key, d.t0, d.e0, d.x0});
+  }
+  for (const auto& [start, bucket] : buckets_) {
+    for (const auto& [station, a] : bucket) {
+      if (a.slot != slot) continue;
+      out->windows.push_back(
+          {station_names_[station], start, a.entries, a.exits, a.events, a.first_ms, a.last_ms});
+    }
+  }
+}
+
+void Shard::Drop(int32_t slot) {
+  for (auto it = devices_.begin(); it != devices_.end();) {
+    if (it->second.slot == slot) {
+      devices_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  for (auto b = buckets_.begin(); b != buckets_.end();) {
+    Bucket& bucket = b->second;
+    for (auto it = bucket.begin(); it != bucket.end();) {
+      if (it->second.slot == slot) {
+        bucket.erase(it++);
+        --open_windows_;
+      } else {
+        ++it;
+      }
+    }
+    if (bucket.empty()) {
+      if (cached_start_ == b->first) {
+        cached_start_ = kNoTime;
+        cached_bucket_ = nullptr;
+      }
+      b = buckets_.erase(b);
+    } else {
+      ++b;
+    }
+  }
+  for (int32_t& owner : station_slot_) {
+    if (owner == slot) owner = -1;
+  }
+}
+
+void Shard::Restore(int32_t slot, const PartitionState& state) {
+  AddSlot(slot);
+  slot_closed_[static_cast<size_t>(slot)] = state.closed_through;
+  for (const DeviceState& ds : state.devices) {
+    Device& d = devices_[Key(ds.device)];
+    d.t0 = ds.t0;
+    d.e0 = ds.e0;
+    d.x0 = ds.x0;
+    d.slot = slot;
+    d.station = StationId(ds.station);
+  }
+  for (const WindowState& ws : state.windows) {
+    const uint32_t station = StationId(ws.station);
+    if (options_.detect_conflicts && station_slot_[station] < 0) station_slot_[station] = slot;
+    auto [it, inserted] = BucketFor(ws.start_ms)->try_emplace(station);
+    Agg& a = it->second;
+    if (inserted) {
+      ++open_windows_;
+      a.first_ms = ws.first_ms;
+      a.last_ms = ws.last_ms;
+      a.slot = slot;
+    } else {
+      a.first_ms = std::min(a.first_ms, ws.first_ms);
+      a.last_ms = std::max(a.last_ms, ws.last_ms);
+    }
+    a.entries += ws.entries;
+    a.exits += ws.exits;
+    a.events += ws.events;
+    a.dirty = true;
+  }
 }
 
 void Shard::ApplyProgress(const RecordBatch& batch) {
@@ -144,7 +289,9 @@ void Shard::ApplyProgress(const RecordBatch& batch) {
   if (!any_active) frontier = idle_high;
   if (frontier == kNoTime) return;
   const int64_t w = frontier - options_.window.allowed_lateness;
-  if (watermark_ == kNoTime || w > watermark_) CloseThrough(w);
+  // The watermark may move back when a partition joins with older data; the closed-through
+  // mark of every partition already here never does (CloseThrough).
+  if (w != watermark_) CloseThrough(w);
 }
 
 void Shard::AppendRow(uint32_t station, int64_t start, const Agg& agg, bool final,
@@ -159,10 +306,14 @@ void Shard::AppendRow(uint32_t station, int64_t start, const Agg& agg, bool fina
   row.final = final;
   row.first_event_ms = agg.first_ms;
   row.last_event_ms = agg.last_ms;
+  row.source = slot_names_[static_cast<size_t>(agg.slot)];
 }
 
 void Shard::CloseThrough(int64_t through) {
   watermark_ = through;
+  for (int64_t& closed : slot_closed_) {
+    if (closed == kNoTime || through > closed) closed = through;
+  }
   std::vector<WindowRow> rows;
   while (!buckets_.empty()) {
     auto it = buckets_.begin();
@@ -186,10 +337,18 @@ void Shard::CloseAll() {
 }
 
 void Shard::EmitUpdates() {
+  // A sink may keep one file per window and partition: when any row of it changed, every row
+  // of it goes out again, so the newest copy is whole.
   std::vector<WindowRow> rows;
+  std::set<int32_t> changed;
   for (auto& [start, bucket] : buckets_) {
+    changed.clear();
     for (auto& [station, agg] : bucket) {
-      if (!agg.dirty) continue;
+      if (agg.dirty) changed.insert(agg.slot);
+    }
+    if (changed.empty()) continue;
+    for (auto& [station, agg] : bucket) {
+      if (changed.count(agg.slot) == 0) continue;
       agg.dirty = false;
       AppendRow(station, start, agg, false, &rows);
     }

@@ -9,6 +9,14 @@
 // band: the lowest frontier over the sources that are neither idle nor finished, minus
 // allowed_lateness. When every source has finished, every window closes.
 //
+// State is keyed by input partition (the record's `partition` slot): every device and every
+// window aggregate belongs to the partition that fed it, so a partition's state can be
+// exported for a checkpoint, dropped when the partition is handed over, and installed again
+// (ShardControl). Lateness is judged per partition: each slot has its own closed-through mark,
+// which only grows. The shard's watermark may move back when a partition joins with older data
+// (a restore after a rebalance); the windows other partitions already closed stay closed, and
+// the joining partition's restored windows stay open until its own clock passes them.
+//
 // Thread-compatible: all methods are called by the shard's own thread. Process() is the hot
 // path: it takes no lock and allocates only when a new device, station or window first
 // appears.
@@ -17,6 +25,7 @@
 #include <absl/container/flat_hash_map.h>
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -24,6 +33,7 @@
 #include "config/config.h"
 #include "window/assigner.h"
 #include "window/batch.h"
+#include "window/partition_state.h"
 #include "window/row.h"
 
 namespace turnstiled::window {
@@ -54,6 +64,11 @@ struct ShardOptions {
   config::CounterMode counters = config::CounterMode::kCumulative;
   int64_t max_delta = 10000;
   int num_sources = 1;
+  // Inputs are partitions that each own their stations (Kafka): a station seen on a second
+  // partition is a keying conflict. Off for files, where every file holds every station.
+  bool detect_conflicts = false;
+  // The `source` of rows from a partition slot ("" for files). Called once per new slot.
+  std::function<std::string(int32_t)> source_name;
 };
 
 // Plain counters, written only by the shard thread; the pipeline publishes them per batch.
@@ -63,6 +78,7 @@ struct ShardStats {
   uint64_t counter_resets = 0;
   uint64_t windows_emitted = 0;  // final rows
   uint64_t update_rows = 0;      // non-final rows (emit: update)
+  uint64_t partition_conflicts = 0;  // records of a station owned by another partition
 };
 
 class Shard {
@@ -75,6 +91,8 @@ class Shard {
   void EmitUpdates();
   // Closes and emits every open window whatever the watermark (drain, end of input).
   void CloseAll();
+  // Handles a state request (partition_state.h), then calls its `done`.
+  void Control(ShardControl& control);
 
   int64_t watermark() const { return watermark_; }
   size_t open_windows() const { return open_windows_; }
@@ -86,6 +104,8 @@ class Shard {
     int64_t t0 = kNoTime;  // last accepted reading
     int64_t e0 = 0;
     int64_t x0 = 0;
+    int32_t slot = 0;      // the partition whose state holds the baseline
+    uint32_t station = 0;  // station id, for a checkpoint
   };
   struct Agg {
     int64_t entries = 0;
@@ -93,12 +113,20 @@ class Shard {
     int64_t events = 0;
     int64_t first_ms = 0;
     int64_t last_ms = 0;
+    int32_t slot = 0;  // the partition whose state holds the aggregate
     bool dirty = false;
   };
   using Bucket = absl::flat_hash_map<uint32_t, Agg>;  // station id -> window aggregate
 
   void Add(const RecordBatch& batch, const RoutedRecord& r);
   uint32_t StationId(std::string_view station);
+  // Makes `slot` known: its closed-through mark starts at the watermark, its source name is
+  // looked up once.
+  void AddSlot(int32_t slot);
+  void Export(int32_t slot, PartitionState* out) const;
+  void Drop(int32_t slot);
+  void Restore(int32_t slot, const PartitionState& state);
+  void NoteConflict(uint32_t station, int32_t slot);
   Bucket* BucketFor(int64_t start);
   void ApplyProgress(const RecordBatch& batch);
   // Emits and forgets every window whose end is at or before `through`.
@@ -115,6 +143,12 @@ class Shard {
   // Owned by the shard thread.
   absl::flat_hash_map<std::string, uint32_t> station_ids_;
   std::vector<std::string> station_names_;
+  std::vector<int32_t> station_slot_;  // by station id: the partition that first fed it
+  // By slot: how far that partition's windows are closed (only grows, except on restore), and
+  // the `source` of its rows.
+  std::vector<int64_t> slot_closed_;
+  std::vector<std::string> slot_names_;
+  bool conflict_logged_ = false;
   absl::flat_hash_map<std::string, Device> devices_;
   std::map<int64_t, Bucket> buckets_;  // by window start; node pointers stay valid
   int64_t cached_start_ = kNoTime;
