@@ -66,6 +66,7 @@ Changelog::Changelog(std::string bootstrap, std::string topic,
       partitions_hint_(partitions_hint) {}
 
 Changelog::~Changelog() {
+  if (admin_queue_ != nullptr) rd_kafka_queue_destroy(admin_queue_);
   if (producer_ != nullptr) {
     rd_kafka_flush(producer_, 5000);
     rd_kafka_destroy(producer_);
@@ -92,35 +93,50 @@ base::Status Changelog::Open() {
   rd_kafka_conf_set_dr_msg_cb(conf, &OnDelivery);
   producer_ = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
   if (producer_ == nullptr) return base::Status::InvalidArgument(errstr);
-
-  // Create the topic, compacted, unless it exists. A broker that refuses (no rights, or the
-  // embedded broker) leaves it to auto-creation on first write.
-  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic_.c_str(), std::max(1, partitions_hint_), -1,
-                                                  errstr, sizeof errstr);
-  if (nt != nullptr) {
-    rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
-    rd_kafka_queue_t* q = rd_kafka_queue_new(producer_);
-    rd_kafka_CreateTopics(producer_, &nt, 1, nullptr, q);
-    rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 10000);
-    if (ev != nullptr) {
-      const rd_kafka_CreateTopics_result_t* res = rd_kafka_event_CreateTopics_result(ev);
-      size_t n = 0;
-      const rd_kafka_topic_result_t** topics =
-          res != nullptr ? rd_kafka_CreateTopics_result_topics(res, &n) : nullptr;
-      if (n == 1 && rd_kafka_topic_result_error(topics[0]) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        base::Log(base::LogLevel::kInfo, "state", "changelog topic created",
-                  {{"topic", topic_}, {"partitions", std::to_string(partitions_hint_)}});
-      }
-      rd_kafka_event_destroy(ev);
-    }
-    rd_kafka_queue_destroy(q);
-    rd_kafka_NewTopic_destroy(nt);
-  }
-  if (Partitions(10000) <= 0) {
-    return base::Status::Unavailable("state.changelog_topic '" + topic_ +
-                                     "': no metadata from the brokers");
-  }
+  RequestTopic();
   return {};
+}
+
+void Changelog::RequestTopic() {
+  // Create the topic, compacted, unless it exists. Asynchronous: a broker that is down, or one
+  // that does not answer admin requests (the embedded one), never delays a start or a
+  // checkpoint; the topic is then auto-created by the first write.
+  char errstr[512];
+  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic_.c_str(), std::max(1, partitions_hint_),
+                                                  -1, errstr, sizeof errstr);
+  if (nt == nullptr) return;
+  rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+  admin_queue_ = rd_kafka_queue_new(producer_);
+  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(producer_, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_request_timeout(options, 10000, errstr, sizeof errstr);
+  rd_kafka_CreateTopics(producer_, &nt, 1, options, admin_queue_);
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_NewTopic_destroy(nt);
+}
+
+void Changelog::PollTopicRequest() {
+  if (admin_queue_ == nullptr) return;
+  rd_kafka_event_t* ev = rd_kafka_queue_poll(admin_queue_, 0);
+  if (ev == nullptr) return;
+  const rd_kafka_CreateTopics_result_t* res = rd_kafka_event_CreateTopics_result(ev);
+  size_t n = 0;
+  const rd_kafka_topic_result_t** topics =
+      res != nullptr ? rd_kafka_CreateTopics_result_topics(res, &n) : nullptr;
+  if (n == 1) {
+    const rd_kafka_resp_err_t err = rd_kafka_topic_result_error(topics[0]);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      base::Log(base::LogLevel::kInfo, "state", "changelog topic created, compacted",
+                {{"topic", topic_}, {"partitions", std::to_string(partitions_hint_)}});
+    } else if (err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+      base::Log(base::LogLevel::kWarn, "state",
+                "changelog topic not created; it is auto-created on first write (make it "
+                "compacted yourself)",
+                {{"topic", topic_}, {"error", rd_kafka_err2str(err)}});
+    }
+  }
+  rd_kafka_event_destroy(ev);
+  rd_kafka_queue_destroy(admin_queue_);
+  admin_queue_ = nullptr;
 }
 
 int Changelog::Partitions(int timeout_ms) {
@@ -142,6 +158,7 @@ int Changelog::Partitions(int timeout_ms) {
 
 base::Status Changelog::Write(const std::vector<Entry>& entries, int timeout_ms) {
   if (entries.empty()) return {};
+  PollTopicRequest();
   const int partitions = Partitions(timeout_ms);
   if (partitions <= 0) return base::Status::Unavailable("changelog topic has no partitions");
   Delivery d;

@@ -19,6 +19,7 @@
 #include "window/partition_state.h"
 
 struct rd_kafka_s;
+struct rd_kafka_queue_s;
 
 namespace turnstiled::state {
 
@@ -31,7 +32,7 @@ class Changelog {
   Changelog(const Changelog&) = delete;
   Changelog& operator=(const Changelog&) = delete;
 
-  // Makes the producer and the topic (compacted) when it is missing.
+  // Makes the producer; no network yet, so a broker that is down does not stop a start.
   base::Status Open();
   // Writes each (topic, partition, bytes) and waits until all are acknowledged (acks=all), or
   // `timeout_ms` passes.
@@ -49,12 +50,16 @@ class Changelog {
 
  private:
   int Partitions(int timeout_ms);
+  // Asks the brokers to create the topic, compacted; the answer is read by a later Write().
+  void RequestTopic();
+  void PollTopicRequest();
 
   const std::string bootstrap_;
   const std::string topic_;
   const std::map<std::string, std::string> properties_;
   const int partitions_hint_;
   rd_kafka_s* producer_ = nullptr;
+  rd_kafka_queue_s* admin_queue_ = nullptr;  // guarded by the checkpointer's persist lock
 };
 
 }  // namespace turnstiled::state

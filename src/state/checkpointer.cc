@@ -146,6 +146,12 @@ base::Result<std::vector<Committed>> Checkpointer::Persist(
         {{"error", result.ToString()}});
     return result;
   }
+  Log(LogLevel::kDebug, "state", "checkpoint stored",
+      {{"partitions", std::to_string(fresh.size())},
+       {"bytes", std::to_string(bytes)},
+       {"ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                 Clock::now() - cut)
+                                 .count())}});
   std::vector<Committed> stored;
   for (const auto* s : fresh) {
     stored_[{s->topic, s->partition}] = s->next_offset;

@@ -165,27 +165,39 @@ def read_text(path):
 
 def read_lake(root):
     """Every row of a file sink's csv tree: {(station, start, end): (entries, exits, events)}.
-    Fails on a repeated window, a partial file, or a row whose station is not its folder's."""
+    Fails on a window written twice anywhere under root, a partial or temp file, a row in a
+    file not named for its window, or a row whose station or date is not its folders'."""
     import csv
     import io
     import urllib.parse
 
     rows = {}
     root = pathlib.Path(root)
-    for f in sorted(root.rglob("part-*")):
+    for f in sorted(root.rglob("*")):
+        if f.is_dir():
+            continue
         assert not f.name.startswith("."), f"temp file left behind: {f}"
+        assert f.name.startswith("part-"), f"unexpected file in the lake: {f}"
+        # part-<start>-<end>[-<topic>-<partition>][-<n>].csv[.zst]
+        stamp_start, stamp_end = f.name.split("-")[1:3]
+        folders = dict(p.split("=", 1) for p in f.relative_to(root).parent.parts)
         text = read_text(f)
         reader = csv.reader(io.StringIO(text, newline=""))
         header = next(reader)
         assert header[:7] == ["station", "window_start", "window_end", "entries", "exits",
                               "events", "final"], header
-        folder = f.parent.parent.name
-        assert folder.startswith("station="), f
         for r in reader:
             key = (r[0], r[1], r[2])
-            assert key not in rows, f"window {key} written twice"
+            assert key not in rows, f"window {key} written twice (again in {f})"
             assert r[6] == "true", f"non-final row in a final-mode run: {r}"
-            assert urllib.parse.unquote(folder[len("station="):]) == r[0], (folder, r[0])
+            assert r[1].replace("-", "").replace(":", "") == stamp_start, (f, r)
+            assert r[2].replace("-", "").replace(":", "") == stamp_end, (f, r)
+            if "station" in folders:
+                assert urllib.parse.unquote(folders["station"]) == r[0], (f, r[0])
+            if "date" in folders:
+                assert folders["date"] == r[1][:10], (f, r[1])
+            if "hour" in folders:
+                assert folders["hour"] == r[1][11:13], (f, r[1])
             rows[key] = (int(r[3]), int(r[4]), int(r[5]))
     return rows
 

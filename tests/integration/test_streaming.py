@@ -24,7 +24,8 @@ def row(device, time, entries, station="TEST ST", date="01/06/2024"):
     return f"{ca},{unit},{scp},{station},1,IRT,{date},{time},REGULAR,{entries},0"
 
 
-def config(tmp_path, broker, window=None, metrics_port=None, group="stream-test", threads=1):
+def config(tmp_path, broker, window=None, metrics_port=None, group="stream-test", threads=1,
+           state=None):
     cfg = {
         "source": {"type": "kafka", "kafka": {"bootstrap_servers": broker.address,
                                               "topics": [TOPIC], "group_id": group,
@@ -36,7 +37,7 @@ def config(tmp_path, broker, window=None, metrics_port=None, group="stream-test"
                    "format": "csv", "compression": "none", "flush_interval": "100ms"}],
         "metrics": ({"listen": f"127.0.0.1:{metrics_port}"} if metrics_port
                     else {"enabled": False}),
-        "state": {"dir": str(tmp_path / "state")},
+        "state": {"dir": str(tmp_path / "state"), **(state or {})},
     }
     path = tmp_path / "stream.yaml"
     path.write_text(json.dumps(cfg))
@@ -104,23 +105,34 @@ def test_emit_update_refreshes_open_windows_then_emits_the_final_row(tmp_path, b
         assert stop(proc) == 0
 
 
-def test_offsets_are_committed_only_once_the_sinks_have_every_row(tmp_path, broker_factory):
+def test_offsets_are_committed_only_with_a_checkpoint_or_once_the_sinks_have_every_row(
+        tmp_path, broker_factory):
     broker = broker_factory(partitions=2, topics=(TOPIC,))
     values = [row("A1,R1,00-00-00", f"0{h}:00:00", 100 + h) for h in range(4)]
     send(broker, values, 0)
     send(broker, [row("B1,R1,00-00-00", "00:30:00", 1, station="OTHER")], 1)
 
-    # Running, having read and even emitted: nothing is committed; SIGTERM keeps it that way.
-    cfg = config(tmp_path, broker, window={"idle_timeout": "1s"}, group="commit-test")
+    # Running, having read and even emitted, but no checkpoint yet: nothing is committed.
+    # SIGTERM checkpoints the open windows and baselines, then commits what they cover.
+    cfg = config(tmp_path, broker, window={"idle_timeout": "1s"}, group="commit-test",
+                 state={"checkpoint_interval": "1h"})
     with background(["run", "-c", cfg], tmp_path / "run.log") as proc:
         wait_for(lambda: lake_rows(tmp_path / "lake"), 60, "some emitted rows", proc)
         assert all(o < 0 for o in committed(broker, "commit-test", 2).values())
         assert stop(proc) == 0
-    assert all(o < 0 for o in committed(broker, "commit-test", 2).values())
-
-    # --available-now: every window out and acknowledged, then the end offsets are committed.
-    run(["run", "-c", cfg, "--available-now"])
     assert committed(broker, "commit-test", 2) == {0: 4, 1: 1}
+    snapshots = sorted(p.name for p in (tmp_path / "state" / "commit-test" / TOPIC).iterdir())
+    assert snapshots == ["0.snap", "1.snap"]
+    assert "partition restored" not in (tmp_path / "run.log").read_text()
+
+    # --available-now: restores both partitions from state.dir, has nothing more to read, emits
+    # the restored open windows, and commits the end offsets.
+    result = run(["run", "-c", cfg, "--available-now"])
+    assert result.stderr.count("partition restored") == 2, result.stderr
+    assert committed(broker, "commit-test", 2) == {0: 4, 1: 1}
+    assert [(r["station"], r["window_start"], r["entries"]) for r in lake_rows(tmp_path / "lake")
+            if r["window_start"] >= "2024-01-06T03:00:00Z" or r["station"] == "OTHER"] == [
+        ("OTHER", "2024-01-06T00:00:00Z", "0"), ("TEST ST", "2024-01-06T03:00:00Z", "1")]
 
 
 def metric_value(body, name, **labels):
@@ -213,5 +225,6 @@ def test_librdkafka_speaks_in_our_structured_log_lines(tmp_path):
     raw = [line for line in lines if line.startswith("%")]
     assert not raw, raw
     kafka = [line for line in lines if "msg=librdkafka" in line]
-    assert all(line.startswith("ts=") and "component=kafka" in line and "facility=" in line
-               for line in kafka), kafka
+    # The consumers log as component=kafka, the changelog's producer as component=state.
+    assert all(line.startswith("ts=") and ("component=kafka" in line or "component=state" in line)
+               and "facility=" in line for line in kafka), kafka
