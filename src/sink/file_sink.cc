@@ -96,10 +96,11 @@ base::Status FileSink::Open() {
   fs::create_directories(config_.path, ec);
   if (ec) return FsStatus("mkdir", config_.path, ec);
   // Temp files of a process that died mid-flush: never visible to readers, but they take space.
+  // Those of a live process (another instance writing the same lake) are left alone.
   for (auto it = fs::recursive_directory_iterator(config_.path, ec);
        !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it.depth() >= 2) it.disable_recursion_pending();
-    if (it->is_regular_file(ec) && IsStagedTempName(it->path().filename().string())) {
+    if (it.depth() >= 3) it.disable_recursion_pending();
+    if (it->is_regular_file(ec) && IsAbandonedTempName(it->path().filename().string())) {
       fs::remove(it->path(), ec);
       ec.clear();
     }

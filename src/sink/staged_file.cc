@@ -1,6 +1,7 @@
 #include "sink/staged_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -31,6 +32,21 @@ base::Status ErrnoStatus(std::string_view op, const std::string& path, int err) 
 
 bool IsStagedTempName(std::string_view name) {
   return name.starts_with(kTempPrefix) && name.ends_with(kTempSuffix);
+}
+
+bool IsAbandonedTempName(std::string_view name) {
+  if (!IsStagedTempName(name)) return false;
+  // .part-<pid>-<n>.tmp: a file of a process that still runs (another instance writing the
+  // same lake) is in use.
+  name.remove_prefix(kTempPrefix.size());
+  long pid = 0;
+  for (char c : name) {
+    if (c < '0' || c > '9') break;
+    pid = pid * 10 + (c - '0');
+    if (pid > 1L << 31) return true;
+  }
+  if (pid <= 0) return true;
+  return ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
 }
 
 namespace {

@@ -33,6 +33,8 @@ base::Status ErrnoStatus(std::string_view op, const std::string& path, int err);
 
 // True for the names StagedFile uses for its temporary files.
 bool IsStagedTempName(std::string_view file_name);
+// True for such a name whose writer process is gone (on this host): safe to remove.
+bool IsAbandonedTempName(std::string_view file_name);
 
 base::Status SyncDirectory(const std::string& dir);
 // syncfs(2) on the filesystem holding `path` (a directory): every file written on it is durable.

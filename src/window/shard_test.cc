@@ -37,6 +37,11 @@ struct Collector : ShardOutput {
 struct Feed {
   RecordBatch batch;
   int64_t next_offset = 0;
+  int32_t partition = 0;
+  Feed& Part(int32_t p) {
+    partition = p;
+    return *this;
+  }
   Feed& Add(std::string_view station, std::string_view device, int64_t t, int64_t e, int64_t x) {
     RoutedRecord r{};
     r.station_off = batch.Append(station);
@@ -44,6 +49,7 @@ struct Feed {
     r.device_off = batch.Append(device);
     r.device_len = static_cast<uint32_t>(device.size());
     r.offset = next_offset++;
+    r.partition = partition;
     r.event_ms = t;
     r.entries = e;
     r.exits = x;
@@ -231,4 +237,95 @@ TEST_CASE("emit update sends changed open windows as non-final rows") {
   REQUIRE(out.rows.size() == 2);
   CHECK(out.rows[1].final);
   CHECK(out.rows[1].entries == 2);
+}
+
+TEST_CASE("a partition's state exported, dropped and restored elsewhere continues exactly") {
+  // Two partitions feed one shard. Partition 1's state moves to a second shard mid-window;
+  // the rows both shards emit together equal one uninterrupted shard's.
+  auto feed = [](Feed& f, int32_t part, int64_t from_h, int64_t to_h) {
+    for (int64_t h = from_h; h < to_h; ++h) {
+      f.Part(part).Add(part == 0 ? "A ST" : "B ST", part == 0 ? "A" : "B", h * kH + 60000,
+                       1000 + 7 * h, 2000 + 3 * h);
+    }
+  };
+  Collector whole_out;
+  Shard whole(0, Tumbling4h(), &whole_out);
+  Feed w;
+  feed(w, 0, 0, 10);
+  feed(w, 1, 0, 10);
+  w.Progress(kNoTime, true).SendTo(whole);
+
+  Collector a_out;
+  Collector b_out;
+  Shard a(0, Tumbling4h(), &a_out);
+  Shard b(1, Tumbling4h(), &b_out);
+  Feed f;
+  feed(f, 0, 0, 5);
+  feed(f, 1, 0, 5);
+  f.Progress(4 * kH).SendTo(a);
+  ShardControl out;
+  out.kind = ShardControl::Kind::kExportAndDrop;
+  out.slots = {1};
+  a.Control(out);
+  REQUIRE(out.states.size() == 1);
+  CHECK(out.states[0].devices.size() == 1);
+  CHECK(out.states[0].windows.size() == 2);  // [0,4h) and [4h,8h) are still open at 3h
+  ShardControl in;
+  in.kind = ShardControl::Kind::kRestore;
+  in.slots = {1};
+  in.states = out.states;
+  b.Control(in);
+  Feed g;
+  feed(g, 0, 5, 10);
+  g.Progress(kNoTime, true).SendTo(a);
+  Feed h;
+  feed(h, 1, 5, 10);
+  h.Progress(kNoTime, true).SendTo(b);
+
+  auto split = a_out.Table();
+  for (const auto& [k, v] : b_out.Table()) {
+    CHECK(split.count(k) == 0);
+    split[k] = v;
+  }
+  CHECK(split == whole_out.Table());
+}
+
+TEST_CASE("a partition restored behind the watermark keeps its windows open until it catches up") {
+  Collector out;
+  Shard shard(0, Tumbling4h(), &out);
+  Feed f;
+  // Partition 0 is far ahead: windows up to 20h are closed for it.
+  f.Part(0).Add("A ST", "A", 0, 0, 0).Add("A ST", "A", 22 * kH, 10, 10).Progress(22 * kH)
+      .SendTo(shard);
+  CHECK(shard.watermark() == 21 * kH);
+  // Partition 1 joins with a window [4h, 8h) open and closed through 4h only.
+  window::PartitionState st;
+  st.devices.push_back({"B ST", "B", 5 * kH, 100, 100});
+  st.windows.push_back({"B ST", 4 * kH, 0, 0, 1, 5 * kH, 5 * kH});
+  st.closed_through = 4 * kH;
+  ShardControl c;
+  c.kind = ShardControl::Kind::kRestore;
+  c.slots = {1};
+  c.states = {st};
+  shard.Control(c);
+  // Its source's progress now includes it: the watermark moves back, nothing of it is late.
+  f.Part(1).Add("B ST", "B", 6 * kH, 105, 104).Progress(6 * kH).SendTo(shard);
+  CHECK(shard.stats().dropped[static_cast<int>(DropReason::kLate)] == 0);
+  // Partition 0's closed windows stay closed: an old record of it is late.
+  f.Part(0).Add("A ST", "A2", 2 * kH, 1, 1).Progress(6 * kH).SendTo(shard);
+  CHECK(shard.stats().dropped[static_cast<int>(DropReason::kLate)] == 1);
+  f.Part(1).Add("B ST", "B", 9 * kH, 107, 104).Progress(9 * kH).SendTo(shard);
+  auto t = out.Table();
+  CHECK(t[{"B ST", 4 * kH}] == std::tuple<int64_t, int64_t, int64_t>{5, 4, 2});
+}
+
+TEST_CASE("a station seen on a second partition is counted as a keying conflict") {
+  Collector out;
+  ShardOptions o = Tumbling4h();
+  o.detect_conflicts = true;
+  Shard shard(0, o, &out);
+  Feed f;
+  f.Part(0).Add("S", "D1", 0, 0, 0).Part(1).Add("S", "D2", kH, 0, 0).Progress(kNoTime, true)
+      .SendTo(shard);
+  CHECK(shard.stats().partition_conflicts == 1);
 }
