@@ -437,7 +437,17 @@ class KafkaSource : public Source {
     }
     auto stored = cp->Checkpoint(w->states, w->seq, deadline);
     if (!stored.ok()) return stored.status();
-    return CommitOffsets(*stored);
+    const base::Status c = CommitOffsets(*stored);
+    if (!c.ok() && drop) {
+      // A group in the middle of a rebalance may refuse the commit. The snapshots are stored:
+      // the next owner resumes from them whatever the committed offset says, and commits.
+      Log(LogLevel::kInfo, "kafka",
+          "checkpoint stored; the offset commit was refused during the rebalance and is left "
+          "to the next owner",
+          {{"consumer", std::to_string(index_)}, {"error", c.ToString()}});
+      return {};
+    }
+    return c;
   }
 
   base::Status CommitOffsets(const std::vector<state::Committed>& committed) {

@@ -198,10 +198,17 @@ base::Result<std::optional<window::PartitionState>> Changelog::Load(const std::s
   std::string err;
   rd_kafka_conf_t* conf = MakeConf(bootstrap_, properties_, &err);
   char errstr[512];
-  if (err.empty() &&
-      rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof errstr) !=
-          RD_KAFKA_CONF_OK) {
-    err = errstr;
+  // A reader of one partition by assign(): it never joins a group or commits, but librdkafka's
+  // consumer wants a group id all the same.
+  for (const auto& [k, v] : std::map<std::string, std::string>{
+           {"enable.partition.eof", "true"},
+           {"enable.auto.commit", "false"},
+           {"group.id", topic_ + "-restore"},
+           {"auto.offset.reset", "earliest"}}) {
+    if (err.empty() &&
+        rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+      err = errstr;
+    }
   }
   if (!err.empty()) {
     rd_kafka_conf_destroy(conf);
