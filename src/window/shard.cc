@@ -167,10 +167,10 @@ void Shard::Control(ShardControl& control) {
   switch (control.kind) {
     case ShardControl::Kind::kExport:
     case ShardControl::Kind::kExportAndDrop:
-      control.states.resize(control.slots.size());
-      for (size_t i = 0; i < control.slots.size(); ++i) {
-        Export(control.slots[i], &control.states[i]);
-        if (control.kind == ShardControl::Kind::kExportAndDrop) Drop(control.slots[i]);
+      if (control.states.size() < control.slots.size()) control.states.resize(control.slots.size());
+      Export(control.slots, &control.states);
+      if (control.kind == ShardControl::Kind::kExportAndDrop) {
+        for (int32_t slot : control.slots) Drop(slot);
       }
       break;
     case ShardControl::Kind::kRestore:
@@ -183,18 +183,33 @@ void Shard::Control(ShardControl& control) {
   if (control.done) control.done();
 }
 
-void Shard::Export(int32_t slot, PartitionState* out) const {
-  const auto s = static_cast<size_t>(slot);
-  out->closed_through = s < slot_closed_.size() ? slot_closed_[s] : watermark_;
+void Shard::Export(const std::vector<int32_t>& slots, std::vector<PartitionState>* out) const {
+  // One pass over the state for every slot asked for: by slot, where its state goes.
+  std::vector<PartitionState*> dest;
+  for (size_t i = 0; i < slots.size(); ++i) {
+    const auto s = static_cast<size_t>(slots[i]);
+    if (dest.size() <= s) dest.resize(s + 1, nullptr);
+    dest[s] = &(*out)[i];
+    (*out)[i].closed_through = s < slot_closed_.size() ? slot_closed_[s] : watermark_;
+  }
+  for (size_t i = 0; i < slots.size(); ++i) {
+    (*out)[i].windows.reserve(open_windows_ / std::max<size_t>(1, slots.size()) + 16);
+  }
+  auto target = [&](int32_t slot) -> PartitionState* {
+    const auto s = static_cast<size_t>(slot);
+    return s < dest.size() ? dest[s] : nullptr;
+  };
   for (const auto& [key, d] : devices_) {
-    if (d.slot != slot) continue;
-    out->devices.push_back({station_names_[d.station], key, d.t0, d.e0, d.x0});
+    if (PartitionState* p = target(d.slot)) {
+      p->devices.push_back({station_names_[d.station], key, d.t0, d.e0, d.x0});
+    }
   }
   for (const auto& [start, bucket] : buckets_) {
     for (const auto& [station, a] : bucket) {
-      if (a.slot != slot) continue;
-      out->windows.push_back(
-          {station_names_[station], start, a.entries, a.exits, a.events, a.first_ms, a.last_ms});
+      if (PartitionState* p = target(a.slot)) {
+        p->windows.push_back({station_names_[station], start, a.entries, a.exits, a.events,
+                              a.first_ms, a.last_ms});
+      }
     }
   }
 }

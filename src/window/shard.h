@@ -123,7 +123,8 @@ class Shard {
   // Makes `slot` known: its closed-through mark starts at the watermark, its source name is
   // looked up once.
   void AddSlot(int32_t slot);
-  void Export(int32_t slot, PartitionState* out) const;
+  // REQUIRES: out->size() >= slots.size(); out[i] receives slot[i]'s state.
+  void Export(const std::vector<int32_t>& slots, std::vector<PartitionState>* out) const;
   void Drop(int32_t slot);
   void Restore(int32_t slot, const PartitionState& state);
   void NoteConflict(uint32_t station, int32_t slot);
