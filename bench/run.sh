@@ -3,6 +3,7 @@
 #
 #   bash bench/run.sh [--build-dir DIR] [--no-build] [--repeat N] [--kafka-weeks N]
 #
+# Checkpoints: bench/checkpoint.cc times the export, encoding and write of 1 M open windows.
 # File path: the real MTA weeks (../shared/data/mta beside the repository) through
 #   `turnstiled run` with a file source, cumulative counters, 4 h tumbling windows,
 #   America/New_York, from plain text (decompressed into a temp dir first) and from .zst,
@@ -49,7 +50,7 @@ if [[ $do_build -eq 1 ]]; then
     cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
   fi
   cmake --build "$build" --target turnstiled turnstiled_bare_consumer turnstiled_bench_timed \
-    > /dev/null
+    turnstiled_bench_checkpoint > /dev/null
 fi
 bin="$build/turnstiled"
 bare="$build/bench/turnstiled_bare_consumer"
@@ -377,3 +378,6 @@ rs2=$(rate "$(get kafka-turnstiled-stdout 2)" "$(get kafka-turnstiled-stdout 6)"
 echo "kafka: turnstiled steady, stdout sink $rs2 records/s ($(pct "$rs2" "$rb") of bare)"
 [[ -z "$pandas_note" ]] || echo "$pandas_note"
 [[ -z "$kafka_note" ]] || echo "$kafka_note"
+# Checkpoint cost (SPEC §6): export, encode and write the state of 1 M open windows over 6
+# partitions, into this run's temp dir.
+echo "$("$build/bench/turnstiled_bench_checkpoint" --windows 1000000 --partitions 6 --dir "$tmp/ckpt")"
