@@ -30,7 +30,7 @@ while [[ $# -gt 0 ]]; do
     --no-build) do_build=0; shift ;;
     --repeat) repeat=$2; shift 2 ;;
     --kafka-weeks) kafka_weeks=$2; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
