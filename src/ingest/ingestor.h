@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,6 +51,8 @@ struct IngestContext {
   // When a stop was requested (steady clock ns since its epoch; 0: not yet). Every wait of a
   // stopping source ends by this plus most of shutdown_timeout.
   const std::atomic<int64_t>* stop_requested_ns = nullptr;
+  // Stops the run with an error a source cannot work around (safe from any thread).
+  std::function<void(const base::Status&)> fail;
   std::vector<ShardChannel*> shards;
   metrics::PipelineMetrics* metrics = nullptr;  // may be null in tests
   sink::DeadLetter* dead_letter = nullptr;

@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "base/log.h"
 
@@ -22,6 +23,7 @@ using Clock = std::chrono::steady_clock;
 using TopicPartition = std::pair<std::string, int32_t>;
 
 constexpr size_t kPollBatch = 2048;
+constexpr int kRestoreAttempts = 3;
 
 // What the consumer threads of one process share.
 struct GroupState {
@@ -165,7 +167,7 @@ class KafkaSource : public Source {
     ingestor_->PublishMetrics();
     // A stop (not the end of --available-now): store the open windows and baselines, and
     // commit the offsets they cover, so the next start resumes exactly here.
-    if (!finished && ctx_.checkpointer != nullptr && !parts_.empty()) {
+    if (!finished && ctx_.checkpointer != nullptr && !parts_.empty() && !restore_failed_) {
       stop_status_ = CheckpointNow(/*drop=*/false, StopDeadline());
       stop_checkpointed_ = true;
     }
@@ -226,8 +228,16 @@ class KafkaSource : public Source {
   }
 
   void Assign(rd_kafka_t* rk, rd_kafka_topic_partition_list_t* parts) {
-    const auto now = Clock::now();
     std::vector<std::shared_ptr<window::ShardControl>> restores;
+    // Restore before taking any lock: reading a changelog partition can take a while.
+    std::map<TopicPartition, std::optional<window::PartitionState>> restored_states;
+    if (ctx_.checkpointer != nullptr) {
+      for (int i = 0; i < parts->cnt; ++i) {
+        const TopicPartition key{parts->elems[i].topic, parts->elems[i].partition};
+        restored_states[key] = RestoreOrFail(key);
+      }
+    }
+    const auto now = Clock::now();
     {
       std::lock_guard<std::mutex> lock(group_->mu);
       for (int i = 0; i < parts->cnt; ++i) {
@@ -239,8 +249,7 @@ class KafkaSource : public Source {
         p->clock.last_data = now;
         const TopicPartition key{p->topic, p->partition};
         if (ctx_.checkpointer != nullptr) {
-          std::optional<window::PartitionState> restored =
-              ctx_.checkpointer->Restore(p->topic, p->partition);
+          std::optional<window::PartitionState>& restored = restored_states[key];
           if (restored) {
             tp.offset = restored->next_offset;
             p->next_offset = restored->next_offset;
@@ -302,7 +311,7 @@ class KafkaSource : public Source {
     if (!closing_) {
       // Finish what was sent for these partitions before letting go of them.
       router().Quiesce(Progress(Clock::now()));
-      if (ctx_.checkpointer != nullptr && !parts_.empty()) {
+      if (ctx_.checkpointer != nullptr && !parts_.empty() && !restore_failed_) {
         // Store their state and commit, then forget it: another member restores it.
         const base::Status s = CheckpointNow(/*drop=*/true, RevokeDeadline());
         if (!s.ok()) {
@@ -332,6 +341,28 @@ class KafkaSource : public Source {
     rd_kafka_assign(rk, nullptr);
   }
 
+  // A partition's snapshot. When the changelog cannot be read, starting the partition afresh
+  // would lose its baselines and open windows, so the read is retried, and after that the run
+  // stops with the error rather than count wrongly.
+  std::optional<window::PartitionState> RestoreOrFail(const TopicPartition& key) {
+    base::Status last;
+    for (int attempt = 0; attempt < kRestoreAttempts; ++attempt) {
+      auto r = ctx_.checkpointer->Restore(key.first, key.second);
+      if (r.ok()) return std::move(r).value();
+      last = r.status();
+      if (ctx_.stop_requested_ns != nullptr && ctx_.stop_requested_ns->load() != 0) break;
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    // Nothing more is processed, checkpointed or committed by this source.
+    restore_failed_ = true;
+    stop_status_ = base::Status::Unavailable("cannot restore " + key.first + "/" +
+                                             std::to_string(key.second) +
+                                             " from the changelog: " + last.message());
+    stop_checkpointed_ = true;
+    if (ctx_.fail) ctx_.fail(stop_status_);
+    return std::nullopt;
+  }
+
   // The time a stopping source may still spend: most of shutdown_timeout from the stop request,
   // leaving the rest to the writers' last flush.
   Clock::time_point StopDeadline() const {
@@ -341,11 +372,15 @@ class KafkaSource : public Source {
     if (at == 0) at = Clock::now().time_since_epoch().count();
     return Clock::time_point(Clock::duration(at)) + budget;
   }
-  // A revoke blocks the group's rebalance: bounded by the interval and shutdown_timeout.
+  // A revoke blocks the group's rebalance: bounded by the interval and shutdown_timeout, and
+  // by a stop's deadline when one was asked for.
   Clock::time_point RevokeDeadline() const {
-    return Clock::now() + std::chrono::milliseconds(std::max<int64_t>(
-                              1000, std::min<int64_t>(ctx_.config->pipeline.shutdown_timeout,
-                                                      ctx_.config->state.checkpoint_interval * 3)));
+    auto d = Clock::now() + std::chrono::milliseconds(std::max<int64_t>(
+                                1000, std::min<int64_t>(ctx_.config->pipeline.shutdown_timeout,
+                                                        ctx_.config->state.checkpoint_interval * 3)));
+    if (ctx_.stop_requested_ns != nullptr && ctx_.stop_requested_ns->load() != 0)
+      d = std::min(d, StopDeadline());
+    return d;
   }
 
   // Asks each shard that holds some of this source's partitions for their state. `done` runs
@@ -395,7 +430,10 @@ class KafkaSource : public Source {
 
   // Periodic checkpoint: export now, let the checkpointer wait for the sinks, store and commit.
   void MaybeCheckpoint(Clock::time_point) {
-    if (ctx_.checkpointer == nullptr || parts_.empty() || checkpoint_in_flight_.load()) return;
+    if (ctx_.checkpointer == nullptr || parts_.empty() || checkpoint_in_flight_.load() ||
+        restore_failed_) {
+      return;
+    }
     const uint64_t epoch = ctx_.checkpointer->epoch();
     if (epoch == handled_epoch_) return;
     handled_epoch_ = epoch;
@@ -404,8 +442,10 @@ class KafkaSource : public Source {
     ExportState(false, [this, cp](std::vector<window::PartitionState> states) {
       // On a shard thread: every row emitted before the cut has been submitted by now.
       cp->Submit(std::move(states), cp->Submitted(),
-                 [this](const std::vector<state::Committed>& c) { CommitOffsets(c); });
-      checkpoint_in_flight_.store(false);
+                 [this](const std::vector<state::Committed>& c) {
+                   CommitOffsets(c);
+                   checkpoint_in_flight_.store(false);
+                 });
     });
   }
 
@@ -429,9 +469,13 @@ class KafkaSource : public Source {
     });
     {
       std::unique_lock<std::mutex> lock(w->mu);
-      // The shards answer within a batch's time unless they are blocked on a sink that is down
-      // and the stop has not yet given up on it.
-      if (!w->cv.wait_until(lock, deadline, [&] { return w->ready; })) {
+      // The shards answer within a batch's time unless they are blocked on a sink that is down.
+      // A hand-over must wait for the answer whatever the time: the request also drops the
+      // partitions' state, and must not run after another thread of this process is given
+      // them (a stop's watchdog frees the shards in time). A stop's checkpoint gives up.
+      if (drop) {
+        w->cv.wait(lock, [&] { return w->ready; });
+      } else if (!w->cv.wait_until(lock, deadline, [&] { return w->ready; })) {
         return base::Status::Unavailable("the shards did not export the state in time");
       }
     }
@@ -491,6 +535,10 @@ class KafkaSource : public Source {
   }
 
   void HandleMessage(rd_kafka_message_t* m, Clock::time_point now) {
+    if (restore_failed_) {
+      rd_kafka_message_destroy(m);
+      return;
+    }
     Partition* p = last_;
     if (p == nullptr || p->rkt != m->rkt || p->partition != m->partition) {
       p = Find(rd_kafka_topic_name(m->rkt), m->partition);
@@ -569,6 +617,7 @@ class KafkaSource : public Source {
   uint64_t handled_epoch_ = 0;
   std::atomic<bool> checkpoint_in_flight_{false};
   bool stop_checkpointed_ = false;
+  bool restore_failed_ = false;
   base::Status stop_status_;
   // Since when this consumer has held no partition (start, or its last revoke). Until
   // idle_timeout has passed, it holds the watermark back: a rebalance is under way and its

@@ -160,6 +160,14 @@ base::Status Pipeline::Init() {
   ctx.config = &config_;
   ctx.checkpointer = checkpointer_.get();
   ctx.stop_requested_ns = &stop_requested_ns_;
+  ctx.fail = [this](const base::Status& s) {
+    {
+      std::lock_guard<std::mutex> lock(fail_mu_);
+      if (failure_.ok()) failure_ = s;
+    }
+    Log(LogLevel::kError, "pipeline", "stopping: a source cannot go on", {{"error", s.ToString()}});
+    RequestStop();
+  };
   ctx.metrics = metrics_.get();
   ctx.dead_letter = dead_letter_.get();
   ctx.partitions = &partitions_;
@@ -312,28 +320,33 @@ base::Status Pipeline::Run() {
     }
   });
   for (auto& t : source_threads) t.join();
+  if (checkpointer_) checkpointer_->Stop();
+  const bool stopped = stop_.load();
+  close_all_.store(options_.drain);
+  sources_done_.store(true);
+  for (auto& t : shard_threads_) t.join();  // --drain may still submit to a full sink
+  shard_threads_.clear();
   {
     std::lock_guard<std::mutex> lock(watch_mu);
     sources_returned.store(true);
     watch_cv.notify_all();
   }
   watchdog.join();
-  if (checkpointer_) checkpointer_->Stop();
-  const bool stopped = stop_.load();
-  close_all_.store(options_.drain);
-  sources_done_.store(true);
-  for (auto& t : shard_threads_) t.join();
-  shard_threads_.clear();
 
-  auto drain_for = std::chrono::milliseconds(1000);
-  if (const int64_t at = stop_requested_ns_.load(); at != 0) {
+  // The input ended (a bounded run): the sinks get the time they need, until a stop is asked
+  // for. A stop: what is left of shutdown_timeout.
+  bool acked = false;
+  for (;;) {
+    const int64_t at = stop_requested_ns_.load();
+    if (at == 0) {
+      if ((acked = writers_->Drain(std::chrono::milliseconds(500)))) break;
+      continue;
+    }
     const auto left = Clock::time_point(Clock::duration(at)) + timeout - Clock::now();
-    drain_for = std::max(std::chrono::milliseconds(100),
-                         std::chrono::duration_cast<std::chrono::milliseconds>(left));
-  } else {
-    drain_for = timeout;
+    acked = writers_->Drain(std::max(std::chrono::milliseconds(100),
+                                     std::chrono::duration_cast<std::chrono::milliseconds>(left)));
+    break;
   }
-  const bool acked = writers_->Drain(drain_for);
   writers_->Stop();
   base::Status flushed = dead_letter_->Flush();
   if (!flushed.ok()) {
@@ -341,6 +354,10 @@ base::Status Pipeline::Run() {
   }
 
   base::Status result = base::Status::Ok();
+  {
+    std::lock_guard<std::mutex> lock(fail_mu_);
+    if (!failure_.ok()) result = failure_;
+  }
   if (!acked) {
     result = base::Status::Unavailable(
         "sinks did not acknowledge every row within shutdown_timeout; offsets not committed");

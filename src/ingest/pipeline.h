@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -84,6 +85,8 @@ class Pipeline {
 
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> stop_requested_ns_{0};
+  std::mutex fail_mu_;
+  base::Status failure_;  // guarded by fail_mu_: why a source stopped the run
   std::atomic<bool> sources_done_{false};
   std::atomic<bool> close_all_{false};
   std::vector<std::thread> shard_threads_;

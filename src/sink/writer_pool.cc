@@ -34,7 +34,9 @@ uint64_t WriterPool::Submit(RowBatchPtr rows, Clock::time_point emitted, int64_t
   for (auto& w : writers_) {
     std::unique_lock<std::mutex> lock(w->mu);
     w->cv.wait(lock, [&] { return w->queue.size() < capacity_ || stopping_.load(); });
-    if (stopping_.load()) continue;  // aborted: never written, never acknowledged
+    // Aborted: these rows are never written, and their sequence number is never handed out,
+    // so no acknowledgement can cover them.
+    if (stopping_.load()) return seq - 1;
     w->queue.push_back(Item{rows, seq, emitted, append_ms});
     if (w->metrics != nullptr) w->metrics->queue_depth->Set(static_cast<double>(w->queue.size()));
     w->cv.notify_all();

@@ -225,7 +225,10 @@ base::Result<std::optional<window::PartitionState>> Changelog::Load(const std::s
     return base::Status::Unavailable("changelog end offset: " + std::string(rd_kafka_err2str(rc)));
   }
   const std::string key = KeyOf(topic, partition);
-  std::optional<std::string> newest;
+  // The snapshot with the highest offset, not merely the last written: an instance that lost
+  // a partition may still write an older one after the new owner's.
+  std::optional<window::PartitionState> newest;
+  size_t damaged = 0;
   if (hi > lo) {
     rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(parts, topic_.c_str(), cp)->offset = lo;
@@ -240,7 +243,13 @@ base::Result<std::optional<window::PartitionState>> Changelog::Load(const std::s
         next = m->offset + 1;
         if (m->key_len == key.size() && key.compare(0, key.size(), static_cast<const char*>(m->key),
                                                     m->key_len) == 0) {
-          newest.emplace(static_cast<const char*>(m->payload), m->len);
+          auto decoded = DecodeSnapshot(
+              std::string_view(static_cast<const char*>(m->payload), m->len));
+          if (!decoded.ok()) {
+            ++damaged;
+          } else if (!newest || decoded->next_offset > newest->next_offset) {
+            newest = std::move(decoded).value();
+          }
         }
       } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
         next = std::max(next, m->offset);
@@ -257,14 +266,11 @@ base::Result<std::optional<window::PartitionState>> Changelog::Load(const std::s
     }
   }
   rd_kafka_destroy(rk);
-  if (!newest) return std::optional<window::PartitionState>();
-  auto decoded = DecodeSnapshot(*newest);
-  if (!decoded.ok()) {
-    base::Log(base::LogLevel::kError, "state", "changelog snapshot is damaged; not used",
-              {{"key", key}, {"error", decoded.status().message()}});
-    return std::optional<window::PartitionState>();
+  if (damaged > 0) {
+    base::Log(base::LogLevel::kError, "state", "damaged changelog snapshots were skipped",
+              {{"key", key}, {"count", std::to_string(damaged)}});
   }
-  return std::optional<window::PartitionState>(std::move(decoded).value());
+  return newest;
 }
 
 }  // namespace turnstiled::state

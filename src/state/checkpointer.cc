@@ -46,19 +46,23 @@ void Checkpointer::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-std::optional<window::PartitionState> Checkpointer::Restore(const std::string& topic,
-                                                            int32_t partition) {
+base::Result<std::optional<window::PartitionState>> Checkpointer::Restore(
+    const std::string& topic, int32_t partition) {
   std::optional<window::PartitionState> s = local_.Load(topic, partition);
   const char* from = "local";
-  if (!s && changelog_) {
+  if (changelog_) {
+    // The changelog too: another instance may have held the partition since this one last
+    // wrote it, and its newer snapshot wins. Could not read is not "none": the caller retries.
     auto loaded = changelog_->Load(topic, partition, 30000);
     if (!loaded.ok()) {
       Log(LogLevel::kError, "state", "changelog could not be read",
           {{"topic", topic},
            {"partition", std::to_string(partition)},
            {"error", loaded.status().message()}});
-    } else {
-      s = std::move(loaded).value();
+      return loaded.status();
+    }
+    if (loaded->has_value() && (!s || (*loaded)->next_offset > s->next_offset)) {
+      s = std::move(*loaded);
       from = "changelog";
     }
   }
@@ -67,7 +71,7 @@ std::optional<window::PartitionState> Checkpointer::Restore(const std::string& t
         "no snapshot: the partition starts from its committed offset with fresh baselines",
         {{"topic", topic}, {"partition", std::to_string(partition)}});
     if (metrics_ != nullptr) metrics_->restores_none->Increment();
-    return std::nullopt;
+    return std::optional<window::PartitionState>();
   }
   Log(LogLevel::kInfo, "state", "partition restored",
       {{"topic", topic},
@@ -201,12 +205,15 @@ void Checkpointer::Run() {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
     }
+    std::vector<Committed> committed;
     if (!ok) {
       if (metrics_ != nullptr && !stopping_.load()) metrics_->checkpoints_skipped->Increment();
     } else {
       auto stored = Persist(p.states, p.cut);
-      if (stored.ok() && !stored->empty() && p.commit) p.commit(*stored);
+      if (stored.ok()) committed = std::move(stored).value();
     }
+    // Always called: the source starts its next checkpoint only after this one is done.
+    if (p.commit) p.commit(committed);
     lock.lock();
     if (Clock::now() >= next) {
       epoch_.fetch_add(1, std::memory_order_relaxed);

@@ -84,12 +84,15 @@ class Checkpointer {
   // Raised every interval; a source checkpoints when it sees a value it has not handled.
   uint64_t epoch() const { return epoch_.load(std::memory_order_relaxed); }
 
-  // The newest snapshot of a partition: state.dir first, then the changelog. Counted by
-  // source; nullopt (logged) when there is none.
-  std::optional<window::PartitionState> Restore(const std::string& topic, int32_t partition);
+  // The newest snapshot of a partition: the one with the highest offset in state.dir and the
+  // changelog (state.dir wins a tie). Counted by source; nullopt (logged) when there is none;
+  // kUnavailable when the changelog could not be read (not the same as none: retry).
+  base::Result<std::optional<window::PartitionState>> Restore(const std::string& topic,
+                                                              int32_t partition);
 
   // Periodic path: `states` are exported at a cut taken after `seq` was submitted; `commit`
-  // is called on the checkpoint thread with the partitions stored. Returns at once.
+  // is called on the checkpoint thread once the checkpoint is done, with the partitions
+  // stored (none when it was skipped or failed). Returns at once.
   void Submit(std::vector<window::PartitionState> states, uint64_t seq, CommitFn commit);
   // Revoke and stop path: waits for the sinks (until `deadline`), stores, returns what was
   // stored (the caller commits it). kUnavailable when the sinks did not acknowledge in time.

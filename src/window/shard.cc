@@ -49,7 +49,10 @@ void Shard::AddSlot(int32_t slot) {
   const auto n = static_cast<size_t>(slot) + 1;
   if (slot_closed_.size() >= n) return;
   const size_t old = slot_closed_.size();
-  slot_closed_.resize(n, watermark_);
+  // A partition new to this shard has closed nothing yet: its records are judged by its own
+  // clock from here on, not by how far the other partitions are.
+  slot_closed_.resize(n, kNoTime);
+  slot_known_.resize(n, false);
   slot_names_.resize(n);
   for (size_t s = old; s < n; ++s) {
     if (options_.source_name) slot_names_[s] = options_.source_name(static_cast<int32_t>(s));
@@ -85,6 +88,7 @@ void Shard::Process(const RecordBatch& batch) {
 
 void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
   if (static_cast<size_t>(r.partition) >= slot_closed_.size()) AddSlot(r.partition);
+  slot_known_[static_cast<size_t>(r.partition)] = true;
   int64_t entries = r.entries;
   int64_t exits = r.exits;
   if (options_.counters == config::CounterMode::kCumulative) {
@@ -245,11 +249,18 @@ void Shard::Drop(int32_t slot) {
   for (int32_t& owner : station_slot_) {
     if (owner == slot) owner = -1;
   }
+  // Whoever holds the partition next brings its own closed-through mark (a restore) or
+  // starts it afresh.
+  if (static_cast<size_t>(slot) < slot_closed_.size()) {
+    slot_closed_[static_cast<size_t>(slot)] = kNoTime;
+    slot_known_[static_cast<size_t>(slot)] = false;
+  }
 }
 
 void Shard::Restore(int32_t slot, const PartitionState& state) {
   AddSlot(slot);
   slot_closed_[static_cast<size_t>(slot)] = state.closed_through;
+  slot_known_[static_cast<size_t>(slot)] = true;
   for (const DeviceState& ds : state.devices) {
     Device& d = devices_[Key(ds.device)];
     d.t0 = ds.t0;
@@ -326,8 +337,9 @@ void Shard::AppendRow(uint32_t station, int64_t start, const Agg& agg, bool fina
 
 void Shard::CloseThrough(int64_t through) {
   watermark_ = through;
-  for (int64_t& closed : slot_closed_) {
-    if (closed == kNoTime || through > closed) closed = through;
+  for (size_t s = 0; s < slot_closed_.size(); ++s) {
+    int64_t& closed = slot_closed_[s];
+    if (slot_known_[s] && (closed == kNoTime || through > closed)) closed = through;
   }
   std::vector<WindowRow> rows;
   while (!buckets_.empty()) {

@@ -148,6 +148,7 @@ class Shard {
   // By slot: how far that partition's windows are closed (only grows, except on restore), and
   // the `source` of its rows.
   std::vector<int64_t> slot_closed_;
+  std::vector<bool> slot_known_;  // the slot has state here (records or a restore)
   std::vector<std::string> slot_names_;
   bool conflict_logged_ = false;
   absl::flat_hash_map<std::string, Device> devices_;

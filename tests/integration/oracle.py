@@ -179,7 +179,7 @@ def read_lake(root):
         assert not f.name.startswith("."), f"temp file left behind: {f}"
         assert f.name.startswith("part-"), f"unexpected file in the lake: {f}"
         # part-<start>-<end>[-<topic>-<partition>][-<n>].csv[.zst]
-        stamp_start, stamp_end = f.name.split("-")[1:3]
+        stamp_start, stamp_end = f.name.split(".")[0].split("-")[1:3]
         folders = dict(p.split("=", 1) for p in f.relative_to(root).parent.parts)
         text = read_text(f)
         reader = csv.reader(io.StringIO(text, newline=""))
