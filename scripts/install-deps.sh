@@ -13,7 +13,7 @@ packages=(
   libsystemd-dev libcivetweb-dev doctest-dev libbenchmark-dev
   python3-pytest
   # tools the tests and benchmarks drive
-  zstd kcat python3 python3-confluent-kafka postgresql prometheus curl
+  zstd kcat python3 python3-confluent-kafka python3-zstandard postgresql prometheus curl
 )
 
 missing=()
