@@ -243,6 +243,9 @@ void Pipeline::ShardLoop(int index) {
       m.windows_emitted->Increment(
           static_cast<double>(st.windows_emitted - published.windows_emitted));
     }
+    if (st.saturated_sums != published.saturated_sums) {
+      m.saturated_sums->Increment(static_cast<double>(st.saturated_sums - published.saturated_sums));
+    }
     if (st.partition_conflicts != published.partition_conflicts) {
       m.partition_conflicts->Increment(
           static_cast<double>(st.partition_conflicts - published.partition_conflicts));

@@ -116,6 +116,12 @@ PipelineMetrics::PipelineMetrics(const std::vector<std::string>& decode_reasons,
            .Help("Records of a station that arrived on another input partition than its first.")
            .Register(r)
            .Add({});
+  saturated_sums =
+      &BuildCounter()
+           .Name("turnstiled_saturated_sums_total")
+           .Help("Window sums that would have overflowed 64 bits and were held at the limit.")
+           .Register(r)
+           .Add({});
   auto& checkpoints = BuildCounter()
                           .Name("turnstiled_checkpoints_total")
                           .Help("Checkpoints by result: ok, failed (a store refused), skipped "

@@ -65,6 +65,7 @@ struct PipelineMetrics {
   prometheus::Gauge* assigned_partitions;
   prometheus::Counter* offset_commits;  // == state.commits_ok; kept for dashboards
   prometheus::Counter* partition_conflicts;
+  prometheus::Counter* saturated_sums;
   StateMetrics state;
   std::vector<SinkMetrics> sinks;  // in config order
 };

@@ -1,6 +1,7 @@
 #include "window/shard.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <set>
 #include <utility>
@@ -12,7 +13,25 @@ namespace turnstiled::window {
 namespace {
 // Debian's abseil has its own string_view type; the maps look keys up through it.
 absl::string_view Key(std::string_view s) { return {s.data(), s.size()}; }
+
+// |a - b|, or UINT64_MAX when a - b does not fit in an int64 (then it is above any max_delta).
+uint64_t AbsDelta(int64_t a, int64_t b) {
+  int64_t d = 0;
+  if (__builtin_sub_overflow(a, b, &d)) return UINT64_MAX;
+  return d < 0 ? 0 - static_cast<uint64_t>(d) : static_cast<uint64_t>(d);
+}
 }  // namespace
+
+void Shard::SaturatingAdd(int64_t* sum, int64_t v) {
+  if (!__builtin_add_overflow(*sum, v, sum)) return;
+  *sum = v > 0 ? INT64_MAX : INT64_MIN;
+  ++stats_.saturated_sums;
+  if (saturation_logged_) return;
+  saturation_logged_ = true;
+  base::Log(base::LogLevel::kWarn, "shard",
+            "a window sum would overflow 64 bits and was held at the limit; counted in "
+            "turnstiled_saturated_sums_total; logged once");
+}
 
 const char* Name(DropReason r) {
   switch (r) {
@@ -109,13 +128,9 @@ void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
       output_->Dropped(DropReason::kOutOfOrder, batch, r);
       return;
     } else {
-      // Unsigned subtraction cannot overflow; the result is then read back as signed.
-      const int64_t de =
-          static_cast<int64_t>(static_cast<uint64_t>(r.entries) - static_cast<uint64_t>(d.e0));
-      const int64_t dx =
-          static_cast<int64_t>(static_cast<uint64_t>(r.exits) - static_cast<uint64_t>(d.x0));
-      const uint64_t ae = de < 0 ? 0 - static_cast<uint64_t>(de) : static_cast<uint64_t>(de);
-      const uint64_t ax = dx < 0 ? 0 - static_cast<uint64_t>(dx) : static_cast<uint64_t>(dx);
+      // SPEC §3: the difference is exact; one that does not fit in 64 bits is a reset.
+      const uint64_t ae = AbsDelta(r.entries, d.e0);
+      const uint64_t ax = AbsDelta(r.exits, d.x0);
       const auto limit = static_cast<uint64_t>(options_.max_delta);
       entries = ae <= limit ? static_cast<int64_t>(ae) : 0;
       exits = ax <= limit ? static_cast<int64_t>(ax) : 0;
@@ -160,8 +175,8 @@ void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
       a.first_ms = std::min(a.first_ms, r.event_ms);
       a.last_ms = std::max(a.last_ms, r.event_ms);
     }
-    a.entries += entries;
-    a.exits += exits;
+    SaturatingAdd(&a.entries, entries);
+    SaturatingAdd(&a.exits, exits);
     a.events += 1;
     a.dirty = true;
   });

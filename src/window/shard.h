@@ -79,6 +79,7 @@ struct ShardStats {
   uint64_t windows_emitted = 0;  // final rows
   uint64_t update_rows = 0;      // non-final rows (emit: update)
   uint64_t partition_conflicts = 0;  // records of a station owned by another partition
+  uint64_t saturated_sums = 0;       // window sums held at the 64-bit limit
 };
 
 class Shard {
@@ -128,6 +129,8 @@ class Shard {
   void Drop(int32_t slot);
   void Restore(int32_t slot, const PartitionState& state);
   void NoteConflict(uint32_t station, int32_t slot);
+  // *sum += v, held at INT64_MAX / INT64_MIN instead of overflowing (counted, logged once).
+  void SaturatingAdd(int64_t* sum, int64_t v);
   Bucket* BucketFor(int64_t start);
   void ApplyProgress(const RecordBatch& batch);
   // Emits and forgets every window whose end is at or before `through`.
@@ -151,6 +154,7 @@ class Shard {
   std::vector<bool> slot_known_;  // the slot has state here (records or a restore)
   std::vector<std::string> slot_names_;
   bool conflict_logged_ = false;
+  bool saturation_logged_ = false;
   absl::flat_hash_map<std::string, Device> devices_;
   std::map<int64_t, Bucket> buckets_;  // by window start; node pointers stay valid
   int64_t cached_start_ = kNoTime;

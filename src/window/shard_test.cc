@@ -329,3 +329,29 @@ TEST_CASE("a station seen on a second partition is counted as a keying conflict"
       .SendTo(shard);
   CHECK(shard.stats().partition_conflicts == 1);
 }
+
+TEST_CASE("a cumulative jump that does not fit in 64 bits is a reset, not a small delta") {
+  Collector out;
+  Shard shard(0, Tumbling4h(), &out);
+  Feed f;
+  f.Add("S", "D", 0, INT64_MAX, INT64_MIN)
+      .Add("S", "D", kH, INT64_MIN, INT64_MAX)       // a difference of 2^64 - 1 each: resets
+      .Add("S", "D", 2 * kH, INT64_MIN + 5, INT64_MAX - 7)  // back to normal: +5, |-7|
+      .Progress(kNoTime, true)
+      .SendTo(shard);
+  CHECK(out.Table()[{"S", 0}] == std::tuple<int64_t, int64_t, int64_t>{5, 7, 3});
+  CHECK(shard.stats().counter_resets == 1);
+}
+
+TEST_CASE("a delta-mode window sum that would overflow is held at the limit and counted") {
+  Collector out;
+  Shard shard(0, Tumbling4h(config::CounterMode::kDelta), &out);
+  Feed f;
+  f.Add("S", "D", 0, INT64_MAX, INT64_MIN)
+      .Add("S", "D", kH, INT64_MAX, INT64_MIN)
+      .Add("S", "D", 2 * kH, 10, -10)
+      .Progress(kNoTime, true)
+      .SendTo(shard);
+  CHECK(out.Table()[{"S", 0}] == std::tuple<int64_t, int64_t, int64_t>{INT64_MAX, INT64_MIN, 3});
+  CHECK(shard.stats().saturated_sums == 4);  // two adds each for entries and exits
+}
