@@ -71,6 +71,8 @@ struct WindowConfig {
   Millis allowed_lateness = base::kHour;
   Millis idle_timeout = 30 * base::kSecond;
   Millis max_future = base::kDay;
+  // Records before this (UTC epoch ms; written as a date or an RFC 3339 time) are `too_old`.
+  int64_t min_event_time = 946684800000;  // 2000-01-01T00:00:00Z
   EmitMode emit = EmitMode::kFinal;
   Millis update_interval = 10 * base::kSecond;  // emit: update only
 

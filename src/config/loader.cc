@@ -6,11 +6,13 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
 
+#include "base/civil_time.h"
 #include "base/time_zone.h"
 #include "config/reader.h"
 
@@ -144,6 +146,25 @@ void ReadFormat(MapReader& root, FormatConfig* f) {
   r.Finish();
 }
 
+// "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SSZ" (UTC) -> epoch milliseconds.
+bool ParseUtcTime(const std::string& text, int64_t* out_ms) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
+  char tail = 0;
+  int n = 0;
+  if (text.size() == 10) {
+    n = std::sscanf(text.c_str(), "%4d-%2d-%2d%c", &y, &mo, &d, &tail);
+    if (n != 3) return false;
+  } else if (text.size() == 20) {
+    n = std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c", &y, &mo, &d, &h, &mi, &s, &tail);
+    if (n != 7 || tail != 'Z') return false;
+  } else {
+    return false;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59) return false;
+  *out_ms = (base::DaysFromCivil(y, mo, d) * 86400 + h * 3600 + mi * 60 + s) * 1000;
+  return true;
+}
+
 void ReadWindow(MapReader& root, WindowConfig* w) {
   MapReader r = root.Map("window");
   r.Enum("type", &w->type, kWindowTypes);
@@ -153,6 +174,12 @@ void ReadWindow(MapReader& root, WindowConfig* w) {
   r.Duration("allowed_lateness", &w->allowed_lateness);
   r.Duration("idle_timeout", &w->idle_timeout);
   r.Duration("max_future", &w->max_future);
+  std::string min_time;
+  if (r.String("min_event_time", &min_time) && r.Has("min_event_time") &&
+      !ParseUtcTime(min_time, &w->min_event_time)) {
+    r.ValueError("min_event_time", "expected a UTC date or time, e.g. 2000-01-01 or "
+                                   "2000-01-01T00:00:00Z, got '" + min_time + "'");
+  }
   r.Enum("emit", &w->emit, kEmitModes);
   const bool update_ok = r.Duration("update_interval", &w->update_interval);
   r.Finish();

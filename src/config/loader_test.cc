@@ -198,7 +198,8 @@ TEST_CASE("an unknown key is an error, with a suggestion when a known key is clo
         Lines{"c.yaml:4: window.sise: unknown key 'sise'; did you mean 'size'?",
               "c.yaml:5: window.Slide: unknown key 'Slide'; did you mean 'slide'?",
               "c.yaml:6: window.colour: unknown key 'colour'; known keys here: type, size, "
-              "slide, offset, allowed_lateness, idle_timeout, max_future, emit, update_interval"});
+              "slide, offset, allowed_lateness, idle_timeout, max_future, min_event_time, emit, "
+              "update_interval"});
   CHECK(Errors(std::string(kSinks) + "windows: {}\n") ==
         Lines{"c.yaml:3: windows: unknown key 'windows'; did you mean 'window'?"});
   CHECK(Errors("sinks:\n  - {name: a, type: stdout, batch-rows: 5}\n") ==

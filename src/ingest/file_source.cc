@@ -3,6 +3,7 @@
 #include <glob.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "base/input_file.h"
@@ -65,6 +66,10 @@ void FileSource::Run(const std::atomic<bool>& stop) {
     int64_t line_no = 0;
     std::string_view chunk;
     while (!stop.load(std::memory_order_relaxed) && (*reader)->Next(&chunk)) {
+      // Records with no append time are judged against the wall clock (max_future).
+      ingestor_->SetNow(std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count());
       const char* p = chunk.data();
       const char* end = p + chunk.size();
       while (p < end) {

@@ -27,6 +27,7 @@ base::Result<std::unique_ptr<Ingestor>> Ingestor::Create(const IngestContext& ct
 Ingestor::Ingestor(const IngestContext& ctx, int source, std::unique_ptr<decode::Decoder> decoder)
     : ctx_(ctx),
       max_future_(ctx.config->window.max_future),
+      min_event_ms_(ctx.config->window.min_event_time),
       decoder_(std::move(decoder)),
       router_(source, ctx.shards,
               static_cast<size_t>(std::max(2, ctx.config->pipeline.queue_capacity)),
@@ -43,12 +44,12 @@ void Ingestor::Reject(const char* reason, decode::DecodeStatus st, std::string_v
   ++dead_letters_;
 }
 
-void Ingestor::RejectFuture(std::string_view bytes, int32_t slot, int64_t offset,
-                            int64_t event_ms) {
-  ++future_;
+void Ingestor::RejectTime(window::DropReason reason, std::string_view bytes, int32_t slot,
+                          int64_t offset, int64_t event_ms) {
+  ++(reason == window::DropReason::kFuture ? future_ : too_old_);
   if (ctx_.dead_letter == nullptr) return;
   const auto [topic, partition] = ctx_.partitions->Lookup(slot);
-  ctx_.dead_letter->Write({"future", topic, partition, offset, event_ms, bytes});
+  ctx_.dead_letter->Write({window::Name(reason), topic, partition, offset, event_ms, bytes});
   ++dead_letters_;
 }
 
@@ -67,9 +68,13 @@ void Ingestor::PublishMetrics() {
       m->dropped[static_cast<size_t>(window::DropReason::kFuture)]->Increment(
           static_cast<double>(future_));
     }
+    if (too_old_ > 0) {
+      m->dropped[static_cast<size_t>(window::DropReason::kTooOld)]->Increment(
+          static_cast<double>(too_old_));
+    }
     if (dead_letters_ > 0) m->dead_letters->Increment(static_cast<double>(dead_letters_));
   }
-  consumed_ = consumed_bytes_ = future_ = dead_letters_ = 0;
+  consumed_ = consumed_bytes_ = future_ = too_old_ = dead_letters_ = 0;
   for (auto& e : decode_errors_) e = 0;
 }
 

@@ -7,6 +7,7 @@
 // Thread-compatible: one per source thread.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -21,6 +22,7 @@
 #include "sink/dead_letter.h"
 #include "state/checkpointer.h"
 #include "window/batch.h"
+#include "window/shard.h"
 
 namespace turnstiled::ingest {
 
@@ -38,8 +40,11 @@ class PartitionRegistry {
 };
 
 // Per-partition event-time state, owned by the source thread that has the partition.
+// The high mark is robust to one outlier: a record more than max_future from it (or the
+// first record of a partition) moves it only when the next record agrees (ObserveEventTime).
 struct PartitionClock {
   int64_t high_ms = window::kNoTime;                // highest accepted event time
+  int64_t candidate_ms = window::kNoTime;           // a jump waiting for a second record
   std::chrono::steady_clock::time_point last_data;  // for idle_timeout
   bool done = false;  // --available-now: reached the end offset seen at start
 };
@@ -74,12 +79,43 @@ class Ingestor {
       if (st != decode::DecodeStatus::kHeader) Reject(decode::Name(st), st, bytes, slot, offset);
       return;
     }
-    if (clock->high_ms != window::kNoTime && rec.event_ms > clock->high_ms + max_future_) {
-      RejectFuture(bytes, slot, offset, rec.event_ms);
+    if (rec.event_ms < min_event_ms_) {
+      RejectTime(window::DropReason::kTooOld, bytes, slot, offset, rec.event_ms);
       return;
     }
-    if (rec.event_ms > clock->high_ms) clock->high_ms = rec.event_ms;
+    // SPEC §4: judged against when the record was written (its Kafka append time; for files,
+    // the wall clock), which no record can move: one bad clock costs only its own record, and
+    // a stream that resumes after any gap is accepted.
+    const int64_t written = append_ms != window::kNoTime ? append_ms : now_ms_;
+    if (rec.event_ms > written + max_future_) {
+      RejectTime(window::DropReason::kFuture, bytes, slot, offset, rec.event_ms);
+      return;
+    }
+    ObserveEventTime(clock, rec.event_ms);
     router_.Add(rec, bytes, slot, offset, append_ms);
+  }
+
+  // The wall clock (UTC ms) for records with no append time; sources set it once per batch.
+  void SetNow(int64_t now_ms) { now_ms_ = now_ms; }
+
+  // Moves the partition's high mark. A record within max_future of it moves it at once; one
+  // further away (a jump, or a partition's first record) only when the next record lands
+  // within max_future of it too, so a single outlier never sets the clock.
+  void ObserveEventTime(PartitionClock* clock, int64_t t) const {
+    if (clock->high_ms != window::kNoTime && t <= clock->high_ms + max_future_ &&
+        t >= clock->high_ms - max_future_) {
+      if (t > clock->high_ms) clock->high_ms = t;
+      clock->candidate_ms = window::kNoTime;
+      return;
+    }
+    if (clock->high_ms != window::kNoTime && t < clock->high_ms) return;  // old: no move
+    const int64_t c = clock->candidate_ms;
+    if (c != window::kNoTime && t <= c + max_future_ && t >= c - max_future_) {
+      clock->high_ms = std::max(c, t);  // two records agree: the stream is there
+      clock->candidate_ms = window::kNoTime;
+    } else {
+      clock->candidate_ms = t;
+    }
   }
 
   Router& router() { return router_; }
@@ -90,16 +126,20 @@ class Ingestor {
   Ingestor(const IngestContext& ctx, int source, std::unique_ptr<decode::Decoder> decoder);
   void Reject(const char* reason, decode::DecodeStatus st, std::string_view bytes, int32_t slot,
               int64_t offset);
-  void RejectFuture(std::string_view bytes, int32_t slot, int64_t offset, int64_t event_ms);
+  void RejectTime(window::DropReason reason, std::string_view bytes, int32_t slot,
+                  int64_t offset, int64_t event_ms);
 
   const IngestContext ctx_;
   const int64_t max_future_;
+  const int64_t min_event_ms_;
+  int64_t now_ms_ = 0;
   std::unique_ptr<decode::Decoder> decoder_;
   Router router_;
   uint64_t consumed_ = 0;
   uint64_t consumed_bytes_ = 0;
   uint64_t decode_errors_[decode::kDecodeStatusCount] = {};
   uint64_t future_ = 0;
+  uint64_t too_old_ = 0;
   uint64_t dead_letters_ = 0;
 };
 

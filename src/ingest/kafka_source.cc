@@ -64,6 +64,12 @@ void OnKafkaLog(const rd_kafka_t*, int level, const char* facility, const char* 
             {{"facility", facility}, {"text", text}});
 }
 
+int64_t WallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 rd_kafka_conf_t* BaseConf(const config::KafkaSourceConfig& k, std::string* err) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   rd_kafka_conf_set_log_cb(conf, &OnKafkaLog);
@@ -149,6 +155,7 @@ class KafkaSource : public Source {
       if (available_now_ && group_->AllDone()) break;
       const ssize_t n = rd_kafka_consume_batch_queue(queue_, 100, msgs.data(), msgs.size());
       const auto now = Clock::now();
+      ingestor_->SetNow(WallMs());
       for (ssize_t i = 0; i < n; ++i) HandleMessage(msgs[static_cast<size_t>(i)], now);
       router().Flush(Progress(now));
       ingestor_->PublishMetrics();

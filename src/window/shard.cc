@@ -43,6 +43,8 @@ const char* Name(DropReason r) {
       return "late";
     case DropReason::kFuture:
       return "future";
+    case DropReason::kTooOld:
+      return "too_old";
   }
   return "unknown";
 }
@@ -325,9 +327,16 @@ void Shard::ApplyProgress(const RecordBatch& batch) {
     CloseAll();
     return;
   }
-  // With every source idle nothing is in flight: the watermark may go to the highest mark
-  // seen, so the last windows of a paused stream close after idle_timeout.
-  if (!any_active) frontier = idle_high;
+  // With every source idle nothing is in flight: the stream has paused. Every window up to the
+  // one holding the highest event time seen closes (SPEC §4), without allowed_lateness, so a
+  // paused stream's last windows are out after idle_timeout. A record that arrives later for
+  // one of them is late.
+  if (!any_active) {
+    if (idle_high == kNoTime) return;
+    const int64_t through = assigner_.LatestEnd(idle_high);
+    if (through != watermark_) CloseThrough(through);
+    return;
+  }
   if (frontier == kNoTime) return;
   const int64_t w = frontier - options_.window.allowed_lateness;
   // The watermark may move back when a partition joins with older data; the closed-through

@@ -39,9 +39,10 @@
 namespace turnstiled::window {
 
 // Why a record was dropped inside a shard; also the `reason` label of the drop metric.
-// kFuture is decided at ingest (it needs the partition's high mark); the rest in the shard.
-enum class DropReason : uint8_t { kDuplicate = 0, kOutOfOrder, kLate, kFuture };
-inline constexpr int kDropReasonCount = 4;
+// kFuture and kTooOld are decided at ingest (they need the partition's clock); the rest in
+// the shard.
+enum class DropReason : uint8_t { kDuplicate = 0, kOutOfOrder, kLate, kFuture, kTooOld };
+inline constexpr int kDropReasonCount = 5;
 const char* Name(DropReason r);
 
 // Receives what a shard drops or emits. Implementations must be safe to call from every

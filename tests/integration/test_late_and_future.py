@@ -5,6 +5,7 @@ after it late; SIGTERM stops the daemon with exit 0.
 The daemon runs continuously (no --available-now). Each step waits for its effect on disk or on
 /metrics before the next record is sent, so the order of events is the test's, not the clock's.
 """
+import datetime
 import json
 import re
 import urllib.request
@@ -22,6 +23,13 @@ DEVICE_B = "B1,R1,00-00-00"
 def row(device, date, time, entries, exits=0):
     ca, unit, scp = device.split(",")
     return f"{ca},{unit},{scp},TEST ST,1,IRT,{date},{time},REGULAR,{entries},{exits}"
+
+
+def event_ms(value):
+    """The UTC time of a row(), in epoch milliseconds."""
+    f = value.split(",")
+    return int(datetime.datetime.strptime(f[6] + " " + f[7], "%m/%d/%Y %H:%M:%S").replace(
+        tzinfo=datetime.timezone.utc).timestamp() * 1000)
 
 
 class Daemon:
@@ -47,9 +55,12 @@ class Daemon:
         self.config.write_text(json.dumps(config))
         self.producer = Producer({"bootstrap.servers": broker.address, "linger.ms": 0})
 
-    def send(self, *values):
+    def send(self, *values, live=False):
+        """live: each message's timestamp is its reading's time, as in a live feed (otherwise
+        the producer stamps it now)."""
         for v in values:
-            self.producer.produce(TOPIC, key=b"TEST ST", value=v.encode())
+            extra = {"timestamp": event_ms(v)} if live else {}
+            self.producer.produce(TOPIC, key=b"TEST ST", value=v.encode(), **extra)
         assert self.producer.flush(30) == 0
 
     def rows(self):
@@ -103,12 +114,16 @@ def test_a_record_a_year_ahead_does_not_make_later_records_late(tmp_path, broker
     broker = broker_factory(partitions=1, topics=(TOPIC,))
     d = Daemon(tmp_path, broker)
     with background(["run", "-c", d.config], tmp_path / "run.log") as proc:
+        # A live feed: each message is appended when its reading was taken, so a reading a
+        # year ahead of when it was written is `future` (SPEC §4).
         d.send(row(DEVICE_A, "01/06/2024", "00:00:00", 1000),
-               row(DEVICE_A, "01/06/2024", "01:00:00", 1010))
+               row(DEVICE_A, "01/06/2024", "01:00:00", 1010), live=True)
         d.wait_for_row("2024-01-06T00:00:00Z", proc)
 
         ahead = row(DEVICE_A, "01/06/2025", "01:30:00", 1020)
-        d.send(ahead)
+        d.producer.produce(TOPIC, key=b"TEST ST", value=ahead.encode(),
+                           timestamp=event_ms(row(DEVICE_A, "01/06/2024", "01:30:00", 0)))
+        assert d.producer.flush(30) == 0
         letter = wait_for(lambda: [x for x in d.letters() if x["reason"] == "future"], 60,
                           "the future record in the dead letter", proc)[0]
         assert letter["raw"] == ahead
@@ -117,7 +132,7 @@ def test_a_record_a_year_ahead_does_not_make_later_records_late(tmp_path, broker
         # the device's baseline (1010 -> 1030 counts 20).
         d.send(row(DEVICE_A, "01/06/2024", "02:00:00", 1030),
                row(DEVICE_A, "01/06/2024", "03:00:00", 1035),
-               row(DEVICE_A, "01/06/2024", "04:00:00", 1036))
+               row(DEVICE_A, "01/06/2024", "04:00:00", 1036), live=True)
         d.wait_for_row("2024-01-06T03:00:00Z", proc)
         assert d.rows() == {
             ("TEST ST", "2024-01-06T00:00:00Z", "2024-01-06T01:00:00Z"): (0, 0, 1),
