@@ -9,21 +9,48 @@
 namespace turnstiled::metrics {
 
 namespace {
-void Reply(mg_connection* conn, int code, const char* type, const std::string& body) {
-  mg_printf(conn,
-            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-            "Connection: close\r\n\r\n",
-            code, code == 200 ? "OK" : (code == 404 ? "Not Found" : "Service Unavailable"), type,
-            body.size());
-  mg_write(conn, body.data(), body.size());
+const char* StatusText(int code) {
+  switch (code) {
+    case 200:
+      return "OK";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    default:
+      return "Service Unavailable";
+  }
 }
+
+// `head`: a HEAD request gets the headers of the GET reply and no body.
+void Reply(mg_connection* conn, int code, const char* type, const std::string& body,
+           bool head = false) {
+  mg_printf(conn,
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
+            "Connection: close\r\n\r\n",
+            code, StatusText(code), type, body.size(), code == 405 ? "Allow: GET, HEAD\r\n" : "");
+  if (!head) mg_write(conn, body.data(), body.size());
+}
+
+// The endpoint holds up under slow and idle clients: enough workers that a few hundred of them
+// cannot starve a probe, a deadline for reading a request, no keep-alive, small requests only.
+constexpr const char* kWorkers = "256";
+constexpr const char* kRequestTimeoutMs = "2000";
 }  // namespace
 
 base::Result<std::unique_ptr<HttpServer>> HttpServer::Start(
     const std::string& listen, std::shared_ptr<prometheus::Registry> registry,
     ReadinessProbe ready) {
   std::unique_ptr<HttpServer> server(new HttpServer(std::move(registry), std::move(ready)));
-  const char* options[] = {"listening_ports", listen.c_str(), "num_threads", "2", nullptr};
+  const char* options[] = {"listening_ports",   listen.c_str(),
+                           "num_threads",       kWorkers,
+                           "request_timeout_ms", kRequestTimeoutMs,
+                           "enable_keep_alive", "no",
+                           "linger_timeout_ms", "0",
+                           "max_request_size",  "8192",
+                           "connection_queue",  "64",
+                           "listen_backlog",    "256",
+                           nullptr};
   mg_callbacks callbacks{};
   server->ctx_ = mg_start(&callbacks, nullptr, options);
   if (server->ctx_ == nullptr) {
@@ -45,21 +72,28 @@ int HttpServer::Handle(mg_connection* conn, void* self_ptr) {
   auto* self = static_cast<HttpServer*>(self_ptr);
   const mg_request_info* info = mg_get_request_info(conn);
   const std::string uri = info->local_uri != nullptr ? info->local_uri : "";
+  const char* method = info->request_method != nullptr ? info->request_method : "";
+  const bool head = std::strcmp(method, "HEAD") == 0;
+  if (!head && std::strcmp(method, "GET") != 0) {
+    // Read-only endpoints: nothing here changes the daemon.
+    Reply(conn, 405, "text/plain", "method not allowed: use GET or HEAD\n");
+    return 1;
+  }
   if (uri == "/metrics") {
     std::ostringstream out;
     prometheus::TextSerializer().Serialize(out, self->registry_->Collect());
-    Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", out.str());
+    Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", out.str(), head);
   } else if (uri == "/healthz") {
-    Reply(conn, 200, "text/plain", "ok\n");
+    Reply(conn, 200, "text/plain", "ok\n", head);
   } else if (uri == "/readyz") {
     const std::string reason = self->ready_ ? self->ready_() : std::string();
     if (reason.empty()) {
-      Reply(conn, 200, "text/plain", "ready\n");
+      Reply(conn, 200, "text/plain", "ready\n", head);
     } else {
-      Reply(conn, 503, "text/plain", "not ready: " + reason + "\n");
+      Reply(conn, 503, "text/plain", "not ready: " + reason + "\n", head);
     }
   } else {
-    Reply(conn, 404, "text/plain", "not found: try /metrics, /healthz or /readyz\n");
+    Reply(conn, 404, "text/plain", "not found: try /metrics, /healthz or /readyz\n", head);
   }
   return 1;
 }

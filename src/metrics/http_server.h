@@ -3,7 +3,9 @@
 //   /healthz  200 while the process is alive
 //   /readyz   200 when the readiness probe says so (partitions assigned, sinks connected),
 //             503 with the reason otherwise
-// Runs on civetweb's own threads; the probe must be thread-safe.
+// GET and HEAD only (405 otherwise). Runs on civetweb's own worker threads (enough that a few
+// hundred idle or slow clients cannot starve a probe; a request must arrive within 2 s); the
+// probe must be thread-safe.
 #pragma once
 
 #include <prometheus/registry.h>
