@@ -99,6 +99,8 @@ struct SinkConfig {
   std::string bootstrap_servers;
   std::string topic;
   std::map<std::string, std::string> properties;
+  int file_mode = 0640;  // file: permissions of lake files and folders
+  int dir_mode = 0750;
   // every sink
   int batch_rows = 10000;
   Millis flush_interval = base::kSecond;
@@ -108,6 +110,12 @@ struct DeadLetterConfig {
   bool enabled = false;
   SinkType type = SinkType::kFile;  // kFile or kKafka
   std::string path;                 // file
+  // A record longer than this is stored cut, with its full length and a flag.
+  int64_t max_record_bytes = 64 * 1024;
+  // The dead-letter files (the current one and one rotated) never take more than this.
+  int64_t max_bytes = 256LL * 1024 * 1024;
+  int file_mode = 0640;
+  int dir_mode = 0750;
   std::string bootstrap_servers;    // kafka
   std::string topic;                // kafka
 };

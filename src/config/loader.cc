@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -146,6 +147,41 @@ void ReadFormat(MapReader& root, FormatConfig* f) {
   r.Finish();
 }
 
+// A permission mode written in octal ("0640"), for file_mode and dir_mode.
+void ReadMode(MapReader& r, std::string_view key, int* out) {
+  std::string text;
+  if (!r.String(key, &text) || !r.Has(key)) return;
+  char* end = nullptr;
+  const long v = std::strtol(text.c_str(), &end, 8);
+  if (text.empty() || *end != '\0' || v < 0 || v > 0777) {
+    r.ValueError(key, "expected an octal permission mode such as 0640, got '" + text + "'");
+    return;
+  }
+  *out = static_cast<int>(v);
+}
+
+// A size: a whole number of bytes, or with a unit: 64KiB, 1MiB, 2GiB (also KB, MB, GB).
+void ReadBytes(MapReader& r, std::string_view key, int64_t min, int64_t* out) {
+  std::string text;
+  if (!r.String(key, &text) || !r.Has(key)) return;
+  size_t digits = 0;
+  while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
+  const std::string unit = text.substr(digits);
+  int64_t scale = 0;
+  for (const auto& [name, factor] : std::initializer_list<std::pair<const char*, int64_t>>{
+           {"", 1}, {"B", 1}, {"KiB", 1LL << 10}, {"MiB", 1LL << 20}, {"GiB", 1LL << 30},
+           {"KB", 1000}, {"MB", 1000000}, {"GB", 1000000000}}) {
+    if (unit == name) scale = factor;
+  }
+  const int64_t n = digits > 0 && digits <= 12 ? std::stoll(text.substr(0, digits)) : -1;
+  if (scale == 0 || n < 0 || n * scale < min) {
+    r.ValueError(key, "expected a size of at least " + std::to_string(min) +
+                          " bytes, such as 65536, 64KiB or 1MiB, got '" + text + "'");
+    return;
+  }
+  *out = n * scale;
+}
+
 // "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM:SSZ" (UTC) -> epoch milliseconds.
 bool ParseUtcTime(const std::string& text, int64_t* out_ms) {
   int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
@@ -231,6 +267,7 @@ constexpr SinkKey kTypedSinkKeys[] = {
     {"path", SinkType::kFile},          {"format", SinkType::kFile},
     {"compression", SinkType::kFile},   {"roll_bytes", SinkType::kFile},
     {"roll_interval", SinkType::kFile}, {"partition_by", SinkType::kFile},
+    {"file_mode", SinkType::kFile},     {"dir_mode", SinkType::kFile},
     {"dsn", SinkType::kPostgres},
     {"table", SinkType::kPostgres},     {"bootstrap_servers", SinkType::kKafka},
     {"topic", SinkType::kKafka},        {"properties", SinkType::kKafka},
@@ -255,6 +292,8 @@ void ReadSink(MapReader& r, SinkConfig* s) {
       }
     }
   }
+  ReadMode(r, "file_mode", &s->file_mode);
+  ReadMode(r, "dir_mode", &s->dir_mode);
   r.String("dsn", &s->dsn);
   const bool table_ok = r.String("table", &s->table);
   r.String("bootstrap_servers", &s->bootstrap_servers);
@@ -349,6 +388,10 @@ void ReadDeadLetter(MapReader& root, DeadLetterConfig* d) {
   r.String("path", &d->path);
   r.String("bootstrap_servers", &d->bootstrap_servers);
   r.String("topic", &d->topic);
+  ReadBytes(r, "max_record_bytes", 1, &d->max_record_bytes);
+  ReadBytes(r, "max_bytes", 4096, &d->max_bytes);
+  ReadMode(r, "file_mode", &d->file_mode);
+  ReadMode(r, "dir_mode", &d->dir_mode);
   r.Finish();
   if (!d->enabled || !type_ok) return;
   if (d->type == SinkType::kFile && !r.Has("path")) {

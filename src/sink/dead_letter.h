@@ -4,7 +4,8 @@
 //   {"reason":"late","topic":"turnstile-stream","partition":3,"offset":1234,
 //    "event_time":"2024-01-06T04:00:00Z","raw":"A002,R051,...","raw_base64":false}
 // `raw` is the message bytes as text when they are valid UTF-8, otherwise base64 with
-// raw_base64 true. `event_time` is present when the record decoded.
+// raw_base64 true. `event_time` is present when the record decoded. A record longer than
+// max_record_bytes is cut, and the line adds "raw_truncated":true,"raw_bytes":<full length>.
 //
 // Thread-safe: ingest threads and shards both report here. Calls are per dropped record, which
 // is the exception path; the common path never touches it.

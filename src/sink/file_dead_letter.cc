@@ -1,9 +1,11 @@
 #include "sink/file_dead_letter.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 
@@ -13,7 +15,9 @@
 
 namespace turnstiled::sink {
 
-std::string FormatDeadLetter(const DeadLetterEntry& entry) {
+std::string FormatDeadLetter(const DeadLetterEntry& entry, size_t max_record_bytes) {
+  const bool cut = entry.raw.size() > max_record_bytes;
+  const std::string_view raw = cut ? entry.raw.substr(0, max_record_bytes) : entry.raw;
   std::string line = "{\"reason\":";
   AppendJsonString(entry.reason, &line);
   line += ",\"topic\":";
@@ -28,35 +32,74 @@ std::string FormatDeadLetter(const DeadLetterEntry& entry) {
     line += '"';
   }
   line += ",\"raw\":";
-  const bool base64 = !IsValidUtf8(entry.raw);
+  const bool base64 = !IsValidUtf8(raw);
   if (base64) {
     line += '"';
-    AppendBase64(entry.raw, &line);
+    AppendBase64(raw, &line);
     line += '"';
   } else {
-    AppendJsonString(entry.raw, &line);
+    AppendJsonString(raw, &line);
   }
-  line += base64 ? ",\"raw_base64\":true}\n" : ",\"raw_base64\":false}\n";
+  line += base64 ? ",\"raw_base64\":true" : ",\"raw_base64\":false";
+  if (cut) {
+    line += ",\"raw_truncated\":true,\"raw_bytes\":";
+    line += std::to_string(entry.raw.size());
+  }
+  line += "}\n";
   return line;
 }
 
-base::Result<std::unique_ptr<FileDeadLetter>> FileDeadLetter::Open(const std::string& dir) {
+namespace {
+int OpenAppend(const std::string& path, int mode) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode);
+  if (fd >= 0) ::fchmod(fd, static_cast<mode_t>(mode));  // whatever the umask
+  return fd;
+}
+}  // namespace
+
+base::Result<std::unique_ptr<FileDeadLetter>> FileDeadLetter::Open(
+    const config::DeadLetterConfig& config) {
+  const std::string& dir = config.path;
   if (dir.empty()) return base::Status::InvalidArgument("dead_letter: file type needs a path");
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return ErrnoStatus("mkdir", dir, ec.value());
+  ::chmod(dir.c_str(), static_cast<mode_t>(config.dir_mode));
   std::string path = dir + "/dead-letter.jsonl";
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int fd = OpenAppend(path, config.file_mode);
   if (fd < 0) return ErrnoStatus("open", path, errno);
-  return std::unique_ptr<FileDeadLetter>(new FileDeadLetter(std::move(path), fd));
+  struct stat st {};
+  const size_t size = ::fstat(fd, &st) == 0 ? static_cast<size_t>(st.st_size) : 0;
+  return std::unique_ptr<FileDeadLetter>(new FileDeadLetter(config, std::move(path), fd, size));
 }
 
 FileDeadLetter::~FileDeadLetter() { ::close(fd_); }
 
+void FileDeadLetter::Rotate() {
+  const std::string old = path_.substr(0, path_.size() - 6) + ".1.jsonl";
+  if (::rename(path_.c_str(), old.c_str()) != 0) {
+    if (error_.ok()) error_ = ErrnoStatus("rename", path_, errno);
+    return;
+  }
+  const int fd = OpenAppend(path_, config_.file_mode);
+  if (fd < 0) {
+    if (error_.ok()) error_ = ErrnoStatus("open", path_, errno);
+    return;
+  }
+  ::close(fd_);
+  fd_ = fd;
+  size_ = 0;
+}
+
 void FileDeadLetter::Write(const DeadLetterEntry& entry) {
-  const std::string line = FormatDeadLetter(entry);
+  const std::string line =
+      FormatDeadLetter(entry, static_cast<size_t>(std::max<int64_t>(1, config_.max_record_bytes)));
   std::lock_guard<std::mutex> lock(mu_);
+  const auto half = static_cast<size_t>(config_.max_bytes / 2);
+  if (size_ > 0 && size_ + line.size() > half) Rotate();
+  if (line.size() > half) return;  // cannot fit even alone (max_record_bytes > max_bytes / 2)
   const ssize_t n = ::write(fd_, line.data(), line.size());
+  if (n > 0) size_ += static_cast<size_t>(n);
   if (n == static_cast<ssize_t>(line.size()) || !error_.ok()) return;
   error_ = n < 0 ? ErrnoStatus("write", path_, errno)
                  : base::Status::Unavailable("write " + path_ + ": short write");

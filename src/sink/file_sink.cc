@@ -200,7 +200,7 @@ base::Status FileSink::StageGroup(const std::vector<size_t>& order, size_t begin
   const window::WindowRow& first = buffer_[order[begin]];
   const std::string rel = PartitionDir(config_.partition_by, first.station, first.window_start_ms);
   const std::string dir = rel.empty() ? config_.path : config_.path + '/' + rel;
-  base::Status s = MakeDirs(config_.path, dir, dirs, 0755);
+  base::Status s = MakeDirs(config_.path, dir, dirs, static_cast<mode_t>(config_.dir_mode));
   if (!s.ok()) return s;
   dirs->push_back(dir);
 
@@ -237,7 +237,7 @@ base::Status FileSink::StageGroup(const std::vector<size_t>& order, size_t begin
       if (!s.ok()) return s;
     }
     if (!file) {
-      auto created = StagedFile::Create(dir, cctx_);
+      auto created = StagedFile::Create(dir, cctx_, config_.file_mode);
       if (!created.ok()) return created.status();
       file = std::move(created).value();
       file_bytes = 0;

@@ -39,7 +39,7 @@ base::Result<std::unique_ptr<DeadLetter>> MakeDeadLetter(const config::DeadLette
   if (!config.enabled) return std::unique_ptr<DeadLetter>(std::make_unique<DiscardDeadLetter>());
   switch (config.type) {
     case config::SinkType::kFile: {
-      auto file = FileDeadLetter::Open(config.path);
+      auto file = FileDeadLetter::Open(config);
       if (!file.ok()) return file.status();
       return std::unique_ptr<DeadLetter>(std::move(file).value());
     }

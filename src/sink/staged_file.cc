@@ -1,6 +1,7 @@
 #include "sink/staged_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -71,7 +72,7 @@ base::Status SyncFilesystem(const std::string& path) {
 }
 
 base::Result<std::unique_ptr<StagedFile>> StagedFile::Create(const std::string& dir,
-                                                             ZSTD_CCtx_s* cctx) {
+                                                             ZSTD_CCtx_s* cctx, int mode) {
   std::string path = dir;
   path += '/';
   path += kTempPrefix;
@@ -79,8 +80,9 @@ base::Result<std::unique_ptr<StagedFile>> StagedFile::Create(const std::string& 
   path += '-';
   path += std::to_string(temp_counter.fetch_add(1, std::memory_order_relaxed));
   path += kTempSuffix;
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return ErrnoStatus("create", path, errno);
+  ::fchmod(fd, static_cast<mode_t>(mode));  // whatever the umask
   if (cctx != nullptr) ZSTD_CCtx_reset(cctx, ZSTD_reset_session_only);
   return std::unique_ptr<StagedFile>(new StagedFile(std::move(path), fd, cctx));
 }

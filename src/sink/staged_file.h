@@ -42,8 +42,9 @@ base::Status SyncFilesystem(const std::string& path);
 
 class StagedFile {
  public:
+  // `mode`: the file's permissions, set whatever the umask.
   static base::Result<std::unique_ptr<StagedFile>> Create(const std::string& dir,
-                                                          ZSTD_CCtx_s* cctx);
+                                                          ZSTD_CCtx_s* cctx, int mode = 0640);
   ~StagedFile();
   StagedFile(const StagedFile&) = delete;
   StagedFile& operator=(const StagedFile&) = delete;
