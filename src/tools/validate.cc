@@ -1,15 +1,45 @@
 // `turnstiled validate -c FILE`: load a config the way `run` does and report every error.
 //
 // Errors go to stderr, one per line ("FILE:LINE: PATH: MESSAGE"), then a count; the exit code
-// is 1. A valid config prints one summary line on stdout and exits 0. Usage errors exit 2.
+// is 1. A valid config prints one summary line on stdout and exits 0 (with warnings on stderr
+// for output paths under a system folder). Usage errors exit 2.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "config/loader.h"
 #include "tools/commands.h"
 
 namespace turnstiled::tools {
+
+namespace {
+// Output under a system folder is almost always a slip (a relative path written absolute, a
+// copy of /etc as the lake), and a daemon running as root would write there: warn.
+std::vector<std::string> SystemPathWarnings(const config::Config& c) {
+  static constexpr const char* kSystem[] = {"/etc", "/usr", "/boot", "/proc", "/sys"};
+  std::vector<std::string> out;
+  auto check = [&](const std::string& key, const std::string& path) {
+    for (const char* dir : kSystem) {
+      const std::string d = dir;
+      if (path == d || path.rfind(d + "/", 0) == 0) {
+        out.push_back(key + ": '" + path + "' is under the system folder " + d +
+                      "; write output to a data folder (e.g. /var/lib/turnstiled)");
+      }
+    }
+  };
+  for (size_t i = 0; i < c.sinks.size(); ++i) {
+    if (c.sinks[i].type == config::SinkType::kFile) {
+      check("sinks[" + std::to_string(i) + "].path", c.sinks[i].path);
+    }
+  }
+  if (c.dead_letter.enabled && c.dead_letter.type == config::SinkType::kFile) {
+    check("dead_letter.path", c.dead_letter.path);
+  }
+  check("state.dir", c.state.dir);
+  return out;
+}
+}  // namespace
 
 int ValidateMain(int argc, char** argv) {
   CLI::App app(
@@ -27,6 +57,9 @@ int ValidateMain(int argc, char** argv) {
 
   const config::LoadResult result = config::LoadConfigFile(file, config::ProcessEnv());
   if (result.ok()) {
+    for (const std::string& w : SystemPathWarnings(result.config)) {
+      std::fprintf(stderr, "%s: warning: %s\n", file.c_str(), w.c_str());
+    }
     std::printf("%s\n", config::Summary(result.config).c_str());
     return 0;
   }

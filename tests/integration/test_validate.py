@@ -4,6 +4,7 @@ text in its .expected file, and every shipped example in config/ passes.
 Runs the real binary ($TURNSTILED_BIN) from the repository root, with relative paths, so that
 the file names it prints are stable (see tests/configs/bad/README.md).
 """
+import json
 import os
 import pathlib
 import subprocess
@@ -95,3 +96,20 @@ def test_a_missing_config_option_is_a_usage_error():
                             capture_output=True, text=True, check=False)
     assert result.returncode == 2
     assert "--config is required" in result.stderr
+
+
+def test_output_under_a_system_folder_is_warned_about(tmp_path):
+    cfg = tmp_path / "sys.yaml"
+    cfg.write_text(json.dumps({
+        "source": {"type": "file", "file": {"paths": ["x.txt"]}},
+        "sinks": [{"name": "lake", "type": "file", "path": "/etc/lake"}],
+        "dead_letter": {"type": "file", "path": "/usr/dl"},
+        "state": {"dir": str(tmp_path / "state")},
+    }))
+    result = validate(str(cfg))
+    assert result.returncode == 0, result.stderr
+    assert f"{cfg}: warning: sinks[0].path: '/etc/lake' is under the system folder /etc" \
+        in result.stderr
+    assert "dead_letter.path: '/usr/dl' is under the system folder /usr" in result.stderr
+    assert "state.dir" not in result.stderr
+    assert "warning" not in validate("config/file-source.yaml").stderr
