@@ -152,3 +152,45 @@ def test_readings_before_min_event_time_are_too_old_with_or_without_a_clock(tmp_
     run(["run", "-c", cfg, "--available-now"])
     assert sorted(x["reason"] for x in letters(dead)) == ["too_old"] * 4
     assert all(k[0] == "NEW" for k in oracle.read_lake(lake))
+
+
+def test_a_paused_stream_emits_every_window_within_idle_timeout(tmp_path, broker_factory):
+    import re
+    import time
+    import urllib.request
+    from conftest import SLOW, free_port
+
+    week = week_path(require_mta_weeks()[0])
+    broker = broker_factory(partitions=6, topics=(TOPIC,))
+    produced = run(["produce", "-b", broker.address, "--topic", TOPIC, "--replay", week])
+    assert "failures=0" in produced.stderr
+    rows = sum(1 for line in oracle.read_text(week).splitlines()
+               if oracle.parse_mta(line, oracle.LocalClock("UTC")) is not None)
+    expected = oracle_of(v.decode() for _, _, _, v, _ in
+                         sorted(consume_all(broker.address, TOPIC, rows)))
+    port = free_port()
+    cfg, lake, _ = write_config(tmp_path, kafka(broker, "idle-test"),
+                                window={"idle_timeout": "3s"})
+    text = json.loads(cfg.read_text())
+    text["metrics"] = {"listen": f"127.0.0.1:{port}"}
+    cfg.write_text(json.dumps(text))
+
+    def consumed():
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+        except OSError:
+            return 0
+        m = re.search(rb"^turnstiled_consumed_records_total (\S+)$", body, re.M)
+        return float(m.group(1)) if m else 0
+
+    with background(["run", "-c", cfg], tmp_path / "run.log") as proc:
+        # No SIGTERM and no more input: once every record is read, the partitions go idle and
+        # every window, the last ones included, must be out within idle_timeout plus 2 s.
+        wait_for(lambda: consumed() >= rows, 120, "every record consumed", proc, interval=0.1)
+        done = time.monotonic()
+        wait_for(lambda: oracle.read_lake(lake) == expected, 3 + 2, "every window in the lake",
+                 proc, interval=0.2)
+        assert time.monotonic() - done <= (3 + 2) * SLOW
+        assert stop(proc) == 0
+    problems = oracle.diff(expected, oracle.read_lake(lake))
+    assert not problems, problems
