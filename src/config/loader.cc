@@ -5,6 +5,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -69,16 +70,41 @@ bool IsSqlName(const std::string& s) {
 }
 
 // "host:port" with a numeric port; the host may be empty (all interfaces) or [v6].
+// IPv4:PORT or [IPv6]:PORT, as the HTTP server binds them (it takes no host names).
 bool IsListenAddress(const std::string& s) {
   const size_t colon = s.rfind(':');
-  if (colon == std::string::npos || colon + 1 == s.size()) return false;
+  if (colon == std::string::npos || colon + 1 == s.size() || colon == 0) return false;
   int port = 0;
   for (size_t i = colon + 1; i < s.size(); ++i) {
     if (s[i] < '0' || s[i] > '9') return false;
     port = port * 10 + (s[i] - '0');
     if (port > 65535) return false;
   }
-  return true;
+  const std::string host = s.substr(0, colon);
+  if (host.front() == '[') {
+    if (host.back() != ']' || host.size() < 4) return false;
+    for (size_t i = 1; i + 1 < host.size(); ++i) {
+      const char c = host[i];
+      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return false;
+    }
+    return true;
+  }
+  int parts = 0;
+  size_t i = 0;
+  while (i <= host.size()) {
+    size_t j = i;
+    int v = 0;
+    while (j < host.size() && host[j] >= '0' && host[j] <= '9' && j - i < 3) {
+      v = v * 10 + (host[j] - '0');
+      ++j;
+    }
+    if (j == i || v > 255) return false;
+    ++parts;
+    if (j == host.size()) break;
+    if (host[j] != '.') return false;
+    i = j + 1;
+  }
+  return parts == 4;
 }
 
 void ReadSource(MapReader& root, SourceConfig* s) {
@@ -407,7 +433,8 @@ void ReadMetrics(MapReader& root, MetricsConfig* m) {
   r.Bool("enabled", &m->enabled);
   if (r.String("listen", &m->listen) && r.Has("listen") && !IsListenAddress(m->listen)) {
     r.ValueError("listen", "invalid address '" + m->listen +
-                               "'; write HOST:PORT, e.g. 127.0.0.1:9464 (port 0 picks a free one)");
+                               "'; write IP:PORT, e.g. 127.0.0.1:9464, 0.0.0.0:9464 for every "
+                               "interface, or [::1]:9464 (port 0 picks a free one)");
   }
   r.Finish();
 }

@@ -394,3 +394,16 @@ TEST_CASE("a second YAML document is an error, not silently ignored") {
         Lines{"c.yaml:4: the file holds 2 YAML documents (separated by '---'); a config is one "
               "document"});
 }
+
+TEST_CASE("a listen address is IP:PORT, as the HTTP server binds it") {
+  for (const char* good : {"127.0.0.1:9464", "0.0.0.0:0", "[::1]:9464", "[::]:80"}) {
+    CHECK_MESSAGE(Errors(std::string(kSinks) + "metrics: {listen: \"" + good + "\"}\n").empty(),
+                  good);
+  }
+  for (const char* bad : {":9464", "localhost:9464", "9464", "1.2.3:80", "256.1.1.1:80",
+                          "127.0.0.1:", "127.0.0.1:70000", "[::1:80"}) {
+    CHECK_MESSAGE(Errors(std::string(kSinks) + "metrics: {listen: \"" + bad + "\"}\n").size() ==
+                      1,
+                  bad);
+  }
+}
