@@ -118,6 +118,7 @@ def test_kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice(
                        partition_by)
     rng = random.Random(os.environ.get("TURNSTILED_TEST_SEED", str(time.time_ns())))
     producer = paced_replay(broker, week, tmp_path / "produce.log")
+    proc = None
     try:
         seen = committed(broker, "kill9")
         rises = 0
@@ -145,8 +146,9 @@ def test_kill_9_at_random_moments_loses_nothing_and_counts_nothing_twice(
         assert rises == 3
         assert producer.wait(timeout=120 * SLOW) == 0, (tmp_path / "produce.log").read_text()
     finally:
-        if producer.poll() is None:
-            kill9(producer)
+        for p in (proc, producer):
+            if p is not None and p.poll() is None:
+                kill9(p)
 
     # A last run in the same group finishes the stream.
     final_log = tmp_path / "final.log"
@@ -261,6 +263,7 @@ def test_sigterm_exits_within_shutdown_timeout_when_the_lake_turns_read_only(
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "turnstiled-test", str(lake)],
                       capture_output=True).returncode != 0:
         pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
+    proc = None
     try:
         cfg = write_config(tmp_path / "run.yaml", broker, "readonly", lake, tmp_path / "state",
                            threads=1)
@@ -288,4 +291,6 @@ def test_sigterm_exits_within_shutdown_timeout_when_the_lake_turns_read_only(
         # Nothing was committed past what the lake holds.
         assert committed(broker, "readonly") == before
     finally:
+        if proc is not None and proc.poll() is None:
+            kill9(proc)
         subprocess.run(["umount", "-l", str(lake)], check=False)
