@@ -24,8 +24,8 @@ namespace {
 
 struct NullOutput : window::ShardOutput {
   void Emit(int, std::vector<window::WindowRow>&&, int64_t, int64_t) override {}
-  void Dropped(window::DropReason, const window::RecordBatch&, const window::RoutedRecord&) override {
-  }
+  void Dropped(window::DropReason, const window::RecordBatch&,
+               const window::RoutedRecord&) override {}
 };
 
 double Ms(Clock::time_point a, Clock::time_point b) {

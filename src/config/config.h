@@ -116,8 +116,8 @@ struct DeadLetterConfig {
   int64_t max_bytes = 256LL * 1024 * 1024;
   int file_mode = 0640;
   int dir_mode = 0750;
-  std::string bootstrap_servers;    // kafka
-  std::string topic;                // kafka
+  std::string bootstrap_servers;  // kafka
+  std::string topic;              // kafka
 };
 
 struct MetricsConfig {

@@ -194,9 +194,15 @@ void ReadBytes(MapReader& r, std::string_view key, int64_t min, int64_t* out) {
   while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') ++digits;
   const std::string unit = text.substr(digits);
   int64_t scale = 0;
-  for (const auto& [name, factor] : std::initializer_list<std::pair<const char*, int64_t>>{
-           {"", 1}, {"B", 1}, {"KiB", 1LL << 10}, {"MiB", 1LL << 20}, {"GiB", 1LL << 30},
-           {"KB", 1000}, {"MB", 1000000}, {"GB", 1000000000}}) {
+  for (const auto& [name, factor] :
+       std::initializer_list<std::pair<const char*, int64_t>>{{"", 1},
+                                                              {"B", 1},
+                                                              {"KiB", 1LL << 10},
+                                                              {"MiB", 1LL << 20},
+                                                              {"GiB", 1LL << 30},
+                                                              {"KB", 1000},
+                                                              {"MB", 1000000},
+                                                              {"GB", 1000000000}}) {
     if (unit == name) scale = factor;
   }
   const int64_t n = digits > 0 && digits <= 12 ? std::stoll(text.substr(0, digits)) : -1;
@@ -239,8 +245,10 @@ void ReadWindow(MapReader& root, WindowConfig* w) {
   std::string min_time;
   if (r.String("min_event_time", &min_time) && r.Has("min_event_time") &&
       !ParseUtcTime(min_time, &w->min_event_time)) {
-    r.ValueError("min_event_time", "expected a UTC date or time, e.g. 2000-01-01 or "
-                                   "2000-01-01T00:00:00Z, got '" + min_time + "'");
+    r.ValueError("min_event_time",
+                 "expected a UTC date or time, e.g. 2000-01-01 or "
+                 "2000-01-01T00:00:00Z, got '" +
+                     min_time + "'");
   }
   r.Enum("emit", &w->emit, kEmitModes);
   const bool update_ok = r.Duration("update_interval", &w->update_interval);
@@ -290,13 +298,19 @@ struct SinkKey {
   SinkType type;
 };
 constexpr SinkKey kTypedSinkKeys[] = {
-    {"path", SinkType::kFile},          {"format", SinkType::kFile},
-    {"compression", SinkType::kFile},   {"roll_bytes", SinkType::kFile},
-    {"roll_interval", SinkType::kFile}, {"partition_by", SinkType::kFile},
-    {"file_mode", SinkType::kFile},     {"dir_mode", SinkType::kFile},
+    {"path", SinkType::kFile},
+    {"format", SinkType::kFile},
+    {"compression", SinkType::kFile},
+    {"roll_bytes", SinkType::kFile},
+    {"roll_interval", SinkType::kFile},
+    {"partition_by", SinkType::kFile},
+    {"file_mode", SinkType::kFile},
+    {"dir_mode", SinkType::kFile},
     {"dsn", SinkType::kPostgres},
-    {"table", SinkType::kPostgres},     {"bootstrap_servers", SinkType::kKafka},
-    {"topic", SinkType::kKafka},        {"properties", SinkType::kKafka},
+    {"table", SinkType::kPostgres},
+    {"bootstrap_servers", SinkType::kKafka},
+    {"topic", SinkType::kKafka},
+    {"properties", SinkType::kKafka},
 };
 
 void ReadSink(MapReader& r, SinkConfig* s) {
@@ -311,8 +325,8 @@ void ReadSink(MapReader& r, SinkConfig* s) {
     std::set<std::string> seen;
     for (const std::string& f : s->partition_by) {
       if (f != "date" && f != "hour" && f != "station") {
-        r.ValueError("partition_by", "unknown partition field '" + f +
-                                         "'; use a list of: date, hour, station");
+        r.ValueError("partition_by",
+                     "unknown partition field '" + f + "'; use a list of: date, hour, station");
       } else if (!seen.insert(f).second) {
         r.ValueError("partition_by", "'" + f + "' is listed twice");
       }
@@ -445,7 +459,8 @@ void ReadState(MapReader& root, StateConfig* s) {
   if (r.Duration("checkpoint_interval", &s->checkpoint_interval) && s->checkpoint_interval <= 0) {
     r.ValueError("checkpoint_interval", "must be greater than 0");
   }
-  s->changelog_topic_set = r.String("changelog_topic", &s->changelog_topic) && r.Has("changelog_topic");
+  s->changelog_topic_set =
+      r.String("changelog_topic", &s->changelog_topic) && r.Has("changelog_topic");
   r.Finish();
 }
 

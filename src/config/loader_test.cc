@@ -402,8 +402,7 @@ TEST_CASE("a listen address is IP:PORT, as the HTTP server binds it") {
   }
   for (const char* bad : {":9464", "localhost:9464", "9464", "1.2.3:80", "256.1.1.1:80",
                           "127.0.0.1:", "127.0.0.1:70000", "[::1:80"}) {
-    CHECK_MESSAGE(Errors(std::string(kSinks) + "metrics: {listen: \"" + bad + "\"}\n").size() ==
-                      1,
+    CHECK_MESSAGE(Errors(std::string(kSinks) + "metrics: {listen: \"" + bad + "\"}\n").size() == 1,
                   bad);
   }
 }

@@ -29,11 +29,10 @@ Ingestor::Ingestor(const IngestContext& ctx, int source, std::unique_ptr<decode:
       max_future_(ctx.config->window.max_future),
       min_event_ms_(ctx.config->window.min_event_time),
       decoder_(std::move(decoder)),
-      router_(source, ctx.shards,
-              static_cast<size_t>(std::max(2, ctx.config->pipeline.queue_capacity)),
-              static_cast<size_t>(ctx.config->pipeline.batch_records),
-              ctx.config->dead_letter.enabled,
-              ctx.config->source.type == config::SourceType::kKafka) {}
+      router_(
+          source, ctx.shards, static_cast<size_t>(std::max(2, ctx.config->pipeline.queue_capacity)),
+          static_cast<size_t>(ctx.config->pipeline.batch_records), ctx.config->dead_letter.enabled,
+          ctx.config->source.type == config::SourceType::kKafka) {}
 
 void Ingestor::Reject(const char* reason, decode::DecodeStatus st, std::string_view bytes,
                       int32_t slot, int64_t offset) {

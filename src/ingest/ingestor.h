@@ -126,8 +126,8 @@ class Ingestor {
   Ingestor(const IngestContext& ctx, int source, std::unique_ptr<decode::Decoder> decoder);
   void Reject(const char* reason, decode::DecodeStatus st, std::string_view bytes, int32_t slot,
               int64_t offset);
-  void RejectTime(window::DropReason reason, std::string_view bytes, int32_t slot,
-                  int64_t offset, int64_t event_ms);
+  void RejectTime(window::DropReason reason, std::string_view bytes, int32_t slot, int64_t offset,
+                  int64_t event_ms);
 
   const IngestContext ctx_;
   const int64_t max_future_;

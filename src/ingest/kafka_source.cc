@@ -35,12 +35,7 @@ struct GroupState {
   std::atomic<int> done{0};
   std::set<TopicPartition> done_parts;  // guarded by mu
 
-  struct Handoff {
-    int64_t next_offset;
-    int64_t high_ms;
-  };
   std::mutex mu;
-  std::map<TopicPartition, Handoff> handoff;  // guarded by mu
 
   bool AllDone() const { return done.load() >= total; }
 };
@@ -184,30 +179,16 @@ class KafkaSource : public Source {
     if (rk_ == nullptr) return base::Status::Ok();
     // After a stop the checkpoint committed what it covered; its result is the answer.
     if (stop_checkpointed_) return stop_status_;
-    rd_kafka_topic_partition_list_t* offsets =
-        rd_kafka_topic_partition_list_new(static_cast<int>(parts_.size()));
+    std::vector<state::Committed> offsets;
     for (const auto& p : parts_) {
-      if (p->next_offset < 0) continue;
-      rd_kafka_topic_partition_list_add(offsets, p->topic.c_str(), p->partition)->offset =
-          p->next_offset;
+      if (p->next_offset >= 0) offsets.push_back({p->topic, p->partition, p->next_offset});
     }
-    base::Status result;
-    if (offsets->cnt > 0) {
-      const rd_kafka_resp_err_t rc = rd_kafka_commit(rk_, offsets, 0);
-      if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        result =
-            base::Status::Unavailable(std::string("offset commit failed: ") + rd_kafka_err2str(rc));
-      } else {
-        if (ctx_.metrics != nullptr) {
-          ctx_.metrics->offset_commits->Increment();
-          ctx_.metrics->state.commits_ok->Increment();
-        }
-        Log(LogLevel::kInfo, "kafka", "offsets committed",
-            {{"consumer", std::to_string(index_)}, {"partitions", std::to_string(offsets->cnt)}});
-      }
+    const base::Status s = CommitOffsets(offsets);
+    if (s.ok() && !offsets.empty()) {
+      Log(LogLevel::kInfo, "kafka", "offsets committed",
+          {{"consumer", std::to_string(index_)}, {"partitions", std::to_string(offsets.size())}});
     }
-    rd_kafka_topic_partition_list_destroy(offsets);
-    return result;
+    return s;
   }
 
   void Close() override {
@@ -267,12 +248,6 @@ class KafkaSource : public Source {
             control->states.push_back(std::move(*restored));
             restores.push_back(std::move(control));
           }
-          group_->handoff.erase(key);
-        } else if (auto it = group_->handoff.find(key); it != group_->handoff.end()) {
-          tp.offset = it->second.next_offset;  // resume exactly where this process left it
-          p->next_offset = it->second.next_offset;
-          p->clock.high_ms = it->second.high_ms;
-          group_->handoff.erase(it);
         }
         if (auto it = group_->targets.find(key); it != group_->targets.end())
           p->target = it->second;
@@ -329,14 +304,6 @@ class KafkaSource : public Source {
         }
       }
     }
-    {
-      std::lock_guard<std::mutex> lock(group_->mu);
-      for (const auto& p : parts_) {
-        if (p->next_offset >= 0) {
-          group_->handoff[{p->topic, p->partition}] = {p->next_offset, p->clock.high_ms};
-        }
-      }
-    }
     if (ctx_.metrics != nullptr)
       ctx_.metrics->assigned_partitions->Decrement(static_cast<double>(parts_.size()));
     Log(LogLevel::kInfo, "kafka", "partitions revoked",
@@ -362,9 +329,9 @@ class KafkaSource : public Source {
     }
     // Nothing more is processed, checkpointed or committed by this source.
     restore_failed_ = true;
-    stop_status_ = base::Status::Unavailable("cannot restore " + key.first + "/" +
-                                             std::to_string(key.second) +
-                                             " from the changelog: " + last.message());
+    stop_status_ =
+        base::Status::Unavailable("cannot restore " + key.first + "/" + std::to_string(key.second) +
+                                  " from the changelog: " + last.message());
     stop_checkpointed_ = true;
     if (ctx_.fail) ctx_.fail(stop_status_);
     return std::nullopt;
@@ -382,9 +349,10 @@ class KafkaSource : public Source {
   // A revoke blocks the group's rebalance: bounded by the interval and shutdown_timeout, and
   // by a stop's deadline when one was asked for.
   Clock::time_point RevokeDeadline() const {
-    auto d = Clock::now() + std::chrono::milliseconds(std::max<int64_t>(
-                                1000, std::min<int64_t>(ctx_.config->pipeline.shutdown_timeout,
-                                                        ctx_.config->state.checkpoint_interval * 3)));
+    auto d =
+        Clock::now() + std::chrono::milliseconds(std::max<int64_t>(
+                           1000, std::min<int64_t>(ctx_.config->pipeline.shutdown_timeout,
+                                                   ctx_.config->state.checkpoint_interval * 3)));
     if (ctx_.stop_requested_ns != nullptr && ctx_.stop_requested_ns->load() != 0)
       d = std::min(d, StopDeadline());
     return d;
@@ -398,8 +366,8 @@ class KafkaSource : public Source {
       auto& c = by_shard[router().ShardOf(p->slot)];
       if (!c) {
         c = std::make_shared<window::ShardControl>();
-        c->kind = drop ? window::ShardControl::Kind::kExportAndDrop
-                       : window::ShardControl::Kind::kExport;
+        c->kind =
+            drop ? window::ShardControl::Kind::kExportAndDrop : window::ShardControl::Kind::kExport;
       }
       c->slots.push_back(p->slot);
       window::PartitionState meta;

@@ -38,9 +38,8 @@ class Pipeline::Output : public window::ShardOutput {
     }
     if (!gather_) {
       if (rows.empty()) return;
-      p_->writers_->Submit(
-          std::make_shared<const std::vector<window::WindowRow>>(std::move(rows)), Clock::now(),
-          append_ms);
+      p_->writers_->Submit(std::make_shared<const std::vector<window::WindowRow>>(std::move(rows)),
+                           Clock::now(), append_ms);
       return;
     }
     std::lock_guard<std::mutex> lock(mu_);
@@ -52,7 +51,8 @@ class Pipeline::Output : public window::ShardOutput {
     if (low == window::kNoTime || held_.empty()) return;
     std::vector<window::WindowRow> ready;
     std::vector<window::WindowRow> keep;
-    for (auto& r : held_) (r.window_end_ms <= low || !r.final ? ready : keep).push_back(std::move(r));
+    for (auto& r : held_)
+      (r.window_end_ms <= low || !r.final ? ready : keep).push_back(std::move(r));
     held_ = std::move(keep);
     if (ready.empty()) return;
     p_->writers_->Submit(std::make_shared<const std::vector<window::WindowRow>>(std::move(ready)),
@@ -71,7 +71,7 @@ class Pipeline::Output : public window::ShardOutput {
   Pipeline* const p_;
   const bool gather_;
   std::mutex mu_;
-  std::vector<int64_t> watermarks_;     // by shard; guarded by mu_
+  std::vector<int64_t> watermarks_;      // by shard; guarded by mu_
   std::vector<window::WindowRow> held_;  // guarded by mu_
   int64_t append_ms_ = window::kNoTime;  // guarded by mu_
 };
@@ -244,7 +244,8 @@ void Pipeline::ShardLoop(int index) {
           static_cast<double>(st.windows_emitted - published.windows_emitted));
     }
     if (st.saturated_sums != published.saturated_sums) {
-      m.saturated_sums->Increment(static_cast<double>(st.saturated_sums - published.saturated_sums));
+      m.saturated_sums->Increment(
+          static_cast<double>(st.saturated_sums - published.saturated_sums));
     }
     if (st.partition_conflicts != published.partition_conflicts) {
       m.partition_conflicts->Increment(

@@ -4,8 +4,9 @@
 // the shard that owns the record and sends the batch when it is full. Which shard owns a
 // record: for Kafka, the shard of its input partition (slot % shards), so that one shard holds
 // all of a partition's state and closes all of a partition's window at once (checkpoints,
-// hand-over and the lake's file per window and partition rely on it); for files, hash(station). Flush() sends what
-// is pending together with the source's progress, so the shards learn how far it has read.
+// hand-over and the lake's file per window and partition rely on it); for files, hash(station).
+// Flush() sends what is pending together with the source's progress, so the shards learn how far it
+// has read.
 //
 // Batches come from a fixed per-source pool and come back through the free list once a
 // shard has processed them. No allocation per record once the pool is warm, no locks: the
@@ -53,8 +54,8 @@ class Router {
   void Add(const decode::Record& record, std::string_view raw, int32_t partition, int64_t offset,
            int64_t append_ms) {
     const size_t shard = shards_.size() == 1 ? 0
-                         : by_partition_   ? ShardOf(partition)
-                                           : StationHash(record.station) % shards_.size();
+                         : by_partition_     ? ShardOf(partition)
+                                             : StationHash(record.station) % shards_.size();
     window::RecordBatch* b = pending_[shard];
     if (b == nullptr) b = pending_[shard] = Take();
     window::RoutedRecord& r = b->records.emplace_back();

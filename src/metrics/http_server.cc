@@ -42,14 +42,22 @@ base::Result<std::unique_ptr<HttpServer>> HttpServer::Start(
     const std::string& listen, std::shared_ptr<prometheus::Registry> registry,
     ReadinessProbe ready) {
   std::unique_ptr<HttpServer> server(new HttpServer(std::move(registry), std::move(ready)));
-  const char* options[] = {"listening_ports",   listen.c_str(),
-                           "num_threads",       kWorkers,
-                           "request_timeout_ms", kRequestTimeoutMs,
-                           "enable_keep_alive", "no",
-                           "linger_timeout_ms", "0",
-                           "max_request_size",  "8192",
-                           "connection_queue",  "64",
-                           "listen_backlog",    "256",
+  const char* options[] = {"listening_ports",
+                           listen.c_str(),
+                           "num_threads",
+                           kWorkers,
+                           "request_timeout_ms",
+                           kRequestTimeoutMs,
+                           "enable_keep_alive",
+                           "no",
+                           "linger_timeout_ms",
+                           "0",
+                           "max_request_size",
+                           "8192",
+                           "connection_queue",
+                           "64",
+                           "listen_backlog",
+                           "256",
                            nullptr};
   mg_callbacks callbacks{};
   server->ctx_ = mg_start(&callbacks, nullptr, options);

@@ -124,8 +124,9 @@ PipelineMetrics::PipelineMetrics(const std::vector<std::string>& decode_reasons,
            .Add({});
   auto& checkpoints = BuildCounter()
                           .Name("turnstiled_checkpoints_total")
-                          .Help("Checkpoints by result: ok, failed (a store refused), skipped "
-                                "(sinks did not acknowledge in time).")
+                          .Help(
+                              "Checkpoints by result: ok, failed (a store refused), skipped "
+                              "(sinks did not acknowledge in time).")
                           .Register(r);
   state.checkpoints_ok = &checkpoints.Add({{"result", "ok"}});
   state.checkpoints_failed = &checkpoints.Add({{"result", "failed"}});

@@ -31,7 +31,7 @@ struct SinkMetrics {
 struct StateMetrics {
   prometheus::Counter* checkpoints_ok;
   prometheus::Counter* checkpoints_failed;
-  prometheus::Counter* checkpoints_skipped;  // sinks did not acknowledge in time
+  prometheus::Counter* checkpoints_skipped;    // sinks did not acknowledge in time
   prometheus::Histogram* checkpoint_duration;  // seconds from the cut to durable
   prometheus::Gauge* last_checkpoint;          // unix seconds of the newest durable one
   prometheus::Gauge* checkpoint_bytes;         // size of the newest one, all partitions

@@ -24,8 +24,7 @@
 namespace turnstiled::sink {
 
 // The JSON line for one entry, with its trailing '\n'; `raw` cut past `max_record_bytes`.
-std::string FormatDeadLetter(const DeadLetterEntry& entry,
-                             size_t max_record_bytes = SIZE_MAX);
+std::string FormatDeadLetter(const DeadLetterEntry& entry, size_t max_record_bytes = SIZE_MAX);
 
 class FileDeadLetter final : public DeadLetter {
  public:
@@ -48,8 +47,8 @@ class FileDeadLetter final : public DeadLetter {
   const config::DeadLetterConfig config_;
   const std::string path_;
   std::mutex mu_;
-  int fd_;             // guarded by mu_
-  size_t size_;        // bytes in the current file; guarded by mu_
+  int fd_;              // guarded by mu_
+  size_t size_;         // bytes in the current file; guarded by mu_
   base::Status error_;  // guarded by mu_
 };
 

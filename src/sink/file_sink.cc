@@ -1,6 +1,7 @@
 #include "sink/file_sink.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -9,7 +10,6 @@
 #include <memory>
 #include <set>
 #include <tuple>
-#include <unistd.h>
 
 #include "base/civil_time.h"
 #include "sink/partition_path.h"

@@ -76,7 +76,7 @@ class FileSink final : public Sink {
   const config::SinkConfig config_;
   const std::string extension_;
   ZSTD_CCtx_s* const cctx_;  // owned; null without compression
-  const bool by_station_;     // partition_by has "station": a file per station and window
+  const bool by_station_;    // partition_by has "station": a file per station and window
 
   std::vector<window::WindowRow> buffer_;
   std::string scratch_;

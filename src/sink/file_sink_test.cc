@@ -126,8 +126,9 @@ TEST_CASE("every real MTA station name stays inside the sink path and reads back
     const char* ci = std::getenv("CI");
     const std::string v = ci != nullptr ? ci : "";
     if (v == "true" || v == "TRUE" || v == "True" || v == "1" || v == "yes") {
-      FAIL("no real data (set TURNSTILED_SHARED_DIR to a dir with data/mta); CI=true, so this "
-           "fails instead of skipping");
+      FAIL(
+          "no real data (set TURNSTILED_SHARED_DIR to a dir with data/mta); CI=true, so this "
+          "fails instead of skipping");
     }
     MESSAGE("skipped: no real data (set TURNSTILED_SHARED_DIR to a dir with data/mta)");
     return;
@@ -292,10 +293,12 @@ TEST_CASE("a file is named by its window and the input partition that owns its r
   WriteAndFlush(config, {a, b, c});
   auto files = FilesUnder(dir.path());
   REQUIRE(files.size() == 2);
-  CHECK(files[0].string() == dir.path() + "/date=2024-01-06/hour=04/"
-                                          "part-20240106T040000Z-20240106T080000Z-turnstile-stream-0.csv");
-  CHECK(files[1].string() == dir.path() + "/date=2024-01-06/hour=04/"
-                                          "part-20240106T040000Z-20240106T080000Z-turnstile-stream-3.csv");
+  CHECK(files[0].string() == dir.path() +
+                                 "/date=2024-01-06/hour=04/"
+                                 "part-20240106T040000Z-20240106T080000Z-turnstile-stream-0.csv");
+  CHECK(files[1].string() == dir.path() +
+                                 "/date=2024-01-06/hour=04/"
+                                 "part-20240106T040000Z-20240106T080000Z-turnstile-stream-3.csv");
   bool ok = false;
   CHECK(ParseCsv(Read(files[1]), &ok).size() == 3);
 }

@@ -79,8 +79,7 @@ TEST_CASE("the partition directory has one folder per partition_by field, in ord
         "station=59 ST/date=2024-01-06");
   CHECK(PartitionDir(station_date, "A/B", jan6 - 1) == "station=A%2FB/date=2024-01-05");
   CHECK(PartitionDir({"date"}, "A/B", jan6 - 1) == "date=2024-01-05");
-  CHECK(PartitionDir({"date", "hour"}, "x", jan6 + 23 * 3600 * 1000) ==
-        "date=2024-01-06/hour=23");
+  CHECK(PartitionDir({"date", "hour"}, "x", jan6 + 23 * 3600 * 1000) == "date=2024-01-06/hour=23");
   CHECK(PartitionDir({"hour"}, "x", jan6 - 1) == "hour=23");
   CHECK(PartitionDir({}, "x", jan6).empty());
 }

@@ -1,8 +1,8 @@
 #include "sink/staged_file.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 

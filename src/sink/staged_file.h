@@ -43,8 +43,8 @@ base::Status SyncFilesystem(const std::string& path);
 class StagedFile {
  public:
   // `mode`: the file's permissions, set whatever the umask.
-  static base::Result<std::unique_ptr<StagedFile>> Create(const std::string& dir,
-                                                          ZSTD_CCtx_s* cctx, int mode = 0640);
+  static base::Result<std::unique_ptr<StagedFile>> Create(const std::string& dir, ZSTD_CCtx_s* cctx,
+                                                          int mode = 0640);
   ~StagedFile();
   StagedFile(const StagedFile&) = delete;
   StagedFile& operator=(const StagedFile&) = delete;

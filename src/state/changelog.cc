@@ -102,12 +102,13 @@ void Changelog::RequestTopic() {
   // that does not answer admin requests (the embedded one), never delays a start or a
   // checkpoint; the topic is then auto-created by the first write.
   char errstr[512];
-  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic_.c_str(), std::max(1, partitions_hint_),
-                                                  -1, errstr, sizeof errstr);
+  rd_kafka_NewTopic_t* nt = rd_kafka_NewTopic_new(topic_.c_str(), std::max(1, partitions_hint_), -1,
+                                                  errstr, sizeof errstr);
   if (nt == nullptr) return;
   rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
   admin_queue_ = rd_kafka_queue_new(producer_);
-  rd_kafka_AdminOptions_t* options = rd_kafka_AdminOptions_new(producer_, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_t* options =
+      rd_kafka_AdminOptions_new(producer_, RD_KAFKA_ADMIN_OP_CREATETOPICS);
   rd_kafka_AdminOptions_set_request_timeout(options, 10000, errstr, sizeof errstr);
   rd_kafka_CreateTopics(producer_, &nt, 1, options, admin_queue_);
   rd_kafka_AdminOptions_destroy(options);
@@ -166,8 +167,7 @@ base::Status Changelog::Write(const std::vector<Entry>& entries, int timeout_ms)
     const std::string key = KeyOf(e.topic, e.partition);
     d.pending.fetch_add(1);
     const rd_kafka_resp_err_t rc = rd_kafka_producev(
-        producer_, RD_KAFKA_V_TOPIC(topic_.c_str()),
-        RD_KAFKA_V_PARTITION(e.partition % partitions),
+        producer_, RD_KAFKA_V_TOPIC(topic_.c_str()), RD_KAFKA_V_PARTITION(e.partition % partitions),
         RD_KAFKA_V_KEY(key.data(), key.size()),
         RD_KAFKA_V_VALUE(const_cast<char*>(e.bytes->data()), e.bytes->size()),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE(&d), RD_KAFKA_V_END);
@@ -200,11 +200,10 @@ base::Result<std::optional<window::PartitionState>> Changelog::Load(const std::s
   char errstr[512];
   // A reader of one partition by assign(): it never joins a group or commits, but librdkafka's
   // consumer wants a group id all the same.
-  for (const auto& [k, v] : std::map<std::string, std::string>{
-           {"enable.partition.eof", "true"},
-           {"enable.auto.commit", "false"},
-           {"group.id", topic_ + "-restore"},
-           {"auto.offset.reset", "earliest"}}) {
+  for (const auto& [k, v] : std::map<std::string, std::string>{{"enable.partition.eof", "true"},
+                                                               {"enable.auto.commit", "false"},
+                                                               {"group.id", topic_ + "-restore"},
+                                                               {"auto.offset.reset", "earliest"}}) {
     if (err.empty() &&
         rd_kafka_conf_set(conf, k.c_str(), v.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
       err = errstr;
@@ -241,10 +240,10 @@ base::Result<std::optional<window::PartitionState>> Changelog::Load(const std::s
       if (m == nullptr) continue;
       if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         next = m->offset + 1;
-        if (m->key_len == key.size() && key.compare(0, key.size(), static_cast<const char*>(m->key),
-                                                    m->key_len) == 0) {
-          auto decoded = DecodeSnapshot(
-              std::string_view(static_cast<const char*>(m->payload), m->len));
+        if (m->key_len == key.size() &&
+            key.compare(0, key.size(), static_cast<const char*>(m->key), m->key_len) == 0) {
+          auto decoded =
+              DecodeSnapshot(std::string_view(static_cast<const char*>(m->payload), m->len));
           if (!decoded.ok()) {
             ++damaged;
           } else if (!newest || decoded->next_offset > newest->next_offset) {

@@ -26,8 +26,8 @@ namespace turnstiled::state {
 class Changelog {
  public:
   // `properties`: the source's librdkafka properties (TLS, SASL) minus consumer-only ones.
-  Changelog(std::string bootstrap, std::string topic,
-            std::map<std::string, std::string> properties, int partitions_hint);
+  Changelog(std::string bootstrap, std::string topic, std::map<std::string, std::string> properties,
+            int partitions_hint);
   ~Changelog();
   Changelog(const Changelog&) = delete;
   Changelog& operator=(const Changelog&) = delete;

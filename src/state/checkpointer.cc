@@ -9,8 +9,9 @@ using base::Log;
 using base::LogLevel;
 using Clock = std::chrono::steady_clock;
 
-base::Result<std::unique_ptr<Checkpointer>> Checkpointer::Create(
-    const CheckpointerOptions& options, AckTracker acks, metrics::StateMetrics* metrics) {
+base::Result<std::unique_ptr<Checkpointer>> Checkpointer::Create(const CheckpointerOptions& options,
+                                                                 AckTracker acks,
+                                                                 metrics::StateMetrics* metrics) {
   std::unique_ptr<Checkpointer> c(new Checkpointer(options, std::move(acks), metrics));
   base::Status s = c->local_.Open();
   if (!s.ok()) {
@@ -35,7 +36,9 @@ Checkpointer::Checkpointer(const CheckpointerOptions& options, AckTracker acks,
 
 Checkpointer::~Checkpointer() { Stop(); }
 
-void Checkpointer::Start() { thread_ = std::thread([this] { Run(); }); }
+void Checkpointer::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 void Checkpointer::Stop() {
   {
@@ -46,8 +49,8 @@ void Checkpointer::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-base::Result<std::optional<window::PartitionState>> Checkpointer::Restore(
-    const std::string& topic, int32_t partition) {
+base::Result<std::optional<window::PartitionState>> Checkpointer::Restore(const std::string& topic,
+                                                                          int32_t partition) {
   std::optional<window::PartitionState> s = local_.Load(topic, partition);
   const char* from = "local";
   if (changelog_) {
@@ -99,20 +102,24 @@ void Checkpointer::Submit(std::vector<window::PartitionState> states, uint64_t s
   cv_.notify_all();
 }
 
+bool Checkpointer::WaitAcked(uint64_t seq, Clock::time_point deadline, bool stop_aware) {
+  if (acks_.acked() >= seq) return true;
+  acks_.request_flush();
+  while (acks_.acked() < seq) {
+    if (Clock::now() >= deadline || (stop_aware && stopping_.load())) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
 base::Result<std::vector<Committed>> Checkpointer::Checkpoint(
     const std::vector<window::PartitionState>& states, uint64_t seq, Clock::time_point deadline) {
   const auto cut = Clock::now();
-  if (acks_.acked() < seq) {
-    acks_.request_flush();
-    while (acks_.acked() < seq) {
-      if (Clock::now() >= deadline) {
-        if (metrics_ != nullptr) metrics_->checkpoints_skipped->Increment();
-        return base::Status::Unavailable(
-            "the sinks did not acknowledge the rows before the cut in time; state not stored, "
-            "offsets not committed");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+  if (!WaitAcked(seq, deadline, /*stop_aware=*/false)) {
+    if (metrics_ != nullptr) metrics_->checkpoints_skipped->Increment();
+    return base::Status::Unavailable(
+        "the sinks did not acknowledge the rows before the cut in time; state not stored, "
+        "offsets not committed");
   }
   return Persist(states, cut);
 }
@@ -153,9 +160,9 @@ base::Result<std::vector<Committed>> Checkpointer::Persist(
   Log(LogLevel::kDebug, "state", "checkpoint stored",
       {{"partitions", std::to_string(fresh.size())},
        {"bytes", std::to_string(bytes)},
-       {"ms", std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                 Clock::now() - cut)
-                                 .count())}});
+       {"ms",
+        std::to_string(
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - cut).count())}});
   std::vector<Committed> stored;
   for (const auto* s : fresh) {
     stored_[{s->topic, s->partition}] = s->next_offset;
@@ -166,8 +173,7 @@ base::Result<std::vector<Committed>> Checkpointer::Persist(
     metrics_->checkpoint_duration->Observe(
         std::chrono::duration<double>(Clock::now() - cut).count());
     metrics_->last_checkpoint->Set(
-        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-            .count());
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
     if (!fresh.empty()) metrics_->checkpoint_bytes->Set(static_cast<double>(bytes));
   }
   return stored;
@@ -190,21 +196,9 @@ void Checkpointer::Run() {
     lock.unlock();
     // A checkpoint may wait for the sinks up to a few intervals; past that a newer one will
     // have been taken.
-    const auto deadline = Clock::now() + std::max(options_.interval * 3,
-                                                  std::chrono::milliseconds(10000));
-    bool ok = false;
-    if (acks_.acked() >= p.seq) {
-      ok = true;
-    } else {
-      acks_.request_flush();
-      while (!stopping_.load() && Clock::now() < deadline) {
-        if (acks_.acked() >= p.seq) {
-          ok = true;
-          break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-      }
-    }
+    const auto deadline =
+        Clock::now() + std::max(options_.interval * 3, std::chrono::milliseconds(10000));
+    const bool ok = WaitAcked(p.seq, deadline, /*stop_aware=*/true);
     std::vector<Committed> committed;
     if (!ok) {
       if (metrics_ != nullptr && !stopping_.load()) metrics_->checkpoints_skipped->Increment();

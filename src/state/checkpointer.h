@@ -96,9 +96,9 @@ class Checkpointer {
   void Submit(std::vector<window::PartitionState> states, uint64_t seq, CommitFn commit);
   // Revoke and stop path: waits for the sinks (until `deadline`), stores, returns what was
   // stored (the caller commits it). kUnavailable when the sinks did not acknowledge in time.
-  base::Result<std::vector<Committed>> Checkpoint(
-      const std::vector<window::PartitionState>& states, uint64_t seq,
-      std::chrono::steady_clock::time_point deadline);
+  base::Result<std::vector<Committed>> Checkpoint(const std::vector<window::PartitionState>& states,
+                                                  uint64_t seq,
+                                                  std::chrono::steady_clock::time_point deadline);
 
   uint64_t Submitted() const { return acks_.submitted(); }
 
@@ -109,9 +109,11 @@ class Checkpointer {
     CommitFn commit;
     std::chrono::steady_clock::time_point cut;
   };
-  Checkpointer(const CheckpointerOptions& options, AckTracker acks,
-               metrics::StateMetrics* metrics);
+  Checkpointer(const CheckpointerOptions& options, AckTracker acks, metrics::StateMetrics* metrics);
   void Run();
+  // Asks the sinks to flush and waits until they acknowledged `seq`; false at `deadline`, or
+  // at Stop() when `stop_aware`.
+  bool WaitAcked(uint64_t seq, std::chrono::steady_clock::time_point deadline, bool stop_aware);
   base::Result<std::vector<Committed>> Persist(const std::vector<window::PartitionState>& states,
                                                std::chrono::steady_clock::time_point cut);
 

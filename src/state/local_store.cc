@@ -6,9 +6,9 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <filesystem>
 
+#include "base/input_file.h"
 #include "base/log.h"
 #include "state/snapshot.h"
 
@@ -27,13 +27,9 @@ base::Status MakeDir(const std::string& path) {
 }
 
 base::Status MakeDirs(const std::string& path) {
-  for (size_t pos = 1; pos <= path.size(); ++pos) {
-    if (pos == path.size() || path[pos] == '/') {
-      base::Status s = MakeDir(path.substr(0, pos));
-      if (!s.ok()) return s;
-    }
-  }
-  return {};
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  return ec ? Errno("mkdir", path, ec.value()) : base::Status();
 }
 
 base::Status WriteFileSynced(const std::string& path, const std::string& bytes) {
@@ -66,14 +62,6 @@ base::Status SyncDir(const std::string& dir) {
   const int err = errno;
   ::close(fd);
   return rc == 0 ? base::Status() : Errno("fsync", dir, err);
-}
-
-std::optional<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return std::nullopt;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return std::move(ss).str();
 }
 
 }  // namespace
@@ -123,8 +111,8 @@ std::optional<window::PartitionState> LocalStore::Load(const std::string& topic,
                                                        int32_t partition) const {
   const std::string path = PathFor(topic, partition);
   for (const std::string& candidate : {path, path + ".prev"}) {
-    std::optional<std::string> bytes = ReadFile(candidate);
-    if (!bytes) continue;
+    auto bytes = base::ReadWholeFile(candidate);
+    if (!bytes.ok()) continue;
     auto decoded = DecodeSnapshot(*bytes);
     if (decoded.ok() && decoded->topic == topic && decoded->partition == partition) {
       if (candidate != path) {

@@ -166,8 +166,8 @@ base::Result<window::PartitionState> DecodeSnapshot(std::string_view bytes) {
   if (!r.Get(&count) || count > r.left() / 52) return bad();  // 4 + 6 * 8 bytes at least
   s.windows.resize(count);
   for (auto& w : s.windows) {
-    if (!r.GetString(&w.station) || !r.Get(&w.start_ms) || !r.Get(&w.entries) ||
-        !r.Get(&w.exits) || !r.Get(&w.events) || !r.Get(&w.first_ms) || !r.Get(&w.last_ms)) {
+    if (!r.GetString(&w.station) || !r.Get(&w.start_ms) || !r.Get(&w.entries) || !r.Get(&w.exits) ||
+        !r.Get(&w.events) || !r.Get(&w.first_ms) || !r.Get(&w.last_ms)) {
       return bad();
     }
   }

@@ -24,8 +24,8 @@ window::PartitionState Sample() {
   for (int i = 0; i < 50; ++i) {
     s.devices.push_back({"59 ST", "A002,R051,02-00-0" + std::to_string(i), 1704513600000 + i,
                          std::numeric_limits<int64_t>::max() - i, -i});
-    s.windows.push_back({std::string("ST\0\xFF", 4) + std::to_string(i), 1704499200000 + i,
-                         i, 2 * i, 3 * i, 1704499200000, 1704513599000});
+    s.windows.push_back({std::string("ST\0\xFF", 4) + std::to_string(i), 1704499200000 + i, i,
+                         2 * i, 3 * i, 1704499200000, 1704513599000});
   }
   return s;
 }
@@ -98,9 +98,7 @@ TEST_CASE("every truncation and every flipped bit of a snapshot is refused, neve
   CHECK(DecodeSnapshot(other).status().message().find("version 9") != std::string::npos);
 }
 
-TEST_CASE("CRC-32C matches the standard check value") {
-  CHECK(Crc32c("123456789") == 0xE3069283U);
-}
+TEST_CASE("CRC-32C matches the standard check value") { CHECK(Crc32c("123456789") == 0xE3069283U); }
 
 TEST_CASE("the local store keeps the newest and the previous snapshot, and falls back") {
   TempDir dir;

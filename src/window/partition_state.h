@@ -39,8 +39,8 @@ struct PartitionState {
   std::string topic;
   int32_t partition = 0;
   int64_t next_offset = -1;
-  int64_t high_ms = 0;          // window::kNoTime when nothing was read
-  int64_t closed_through = 0;   // window::kNoTime when nothing closed
+  int64_t high_ms = 0;         // window::kNoTime when nothing was read
+  int64_t closed_through = 0;  // window::kNoTime when nothing closed
   std::vector<DeviceState> devices;
   std::vector<WindowState> windows;
 };

@@ -228,8 +228,8 @@ void Shard::Export(const std::vector<int32_t>& slots, std::vector<PartitionState
   for (const auto& [start, bucket] : buckets_) {
     for (const auto& [station, a] : bucket) {
       if (PartitionState* p = target(a.slot)) {
-        p->windows.push_back({station_names_[station], start, a.entries, a.exits, a.events,
-                              a.first_ms, a.last_ms});
+        p->windows.push_back(
+            {station_names_[station], start, a.entries, a.exits, a.events, a.first_ms, a.last_ms});
       }
     }
   }

@@ -77,8 +77,8 @@ struct ShardStats {
   uint64_t records = 0;  // records received
   uint64_t dropped[kDropReasonCount] = {};
   uint64_t counter_resets = 0;
-  uint64_t windows_emitted = 0;  // final rows
-  uint64_t update_rows = 0;      // non-final rows (emit: update)
+  uint64_t windows_emitted = 0;      // final rows
+  uint64_t update_rows = 0;          // non-final rows (emit: update)
   uint64_t partition_conflicts = 0;  // records of a station owned by another partition
   uint64_t saturated_sums = 0;       // window sums held at the 64-bit limit
 };

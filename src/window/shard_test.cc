@@ -296,7 +296,10 @@ TEST_CASE("a partition restored behind the watermark keeps its windows open unti
   Shard shard(0, Tumbling4h(), &out);
   Feed f;
   // Partition 0 is far ahead: windows up to 20h are closed for it.
-  f.Part(0).Add("A ST", "A", 0, 0, 0).Add("A ST", "A", 22 * kH, 10, 10).Progress(22 * kH)
+  f.Part(0)
+      .Add("A ST", "A", 0, 0, 0)
+      .Add("A ST", "A", 22 * kH, 10, 10)
+      .Progress(22 * kH)
       .SendTo(shard);
   CHECK(shard.watermark() == 21 * kH);
   // Partition 1 joins with a window [4h, 8h) open and closed through 4h only.
@@ -326,7 +329,11 @@ TEST_CASE("a station seen on a second partition is counted as a keying conflict"
   o.detect_conflicts = true;
   Shard shard(0, o, &out);
   Feed f;
-  f.Part(0).Add("S", "D1", 0, 0, 0).Part(1).Add("S", "D2", kH, 0, 0).Progress(kNoTime, true)
+  f.Part(0)
+      .Add("S", "D1", 0, 0, 0)
+      .Part(1)
+      .Add("S", "D2", kH, 0, 0)
+      .Progress(kNoTime, true)
       .SendTo(shard);
   CHECK(shard.stats().partition_conflicts == 1);
 }
@@ -336,7 +343,7 @@ TEST_CASE("a cumulative jump that does not fit in 64 bits is a reset, not a smal
   Shard shard(0, Tumbling4h(), &out);
   Feed f;
   f.Add("S", "D", 0, INT64_MAX, INT64_MIN)
-      .Add("S", "D", kH, INT64_MIN, INT64_MAX)       // a difference of 2^64 - 1 each: resets
+      .Add("S", "D", kH, INT64_MIN, INT64_MAX)              // a difference of 2^64 - 1 each: resets
       .Add("S", "D", 2 * kH, INT64_MIN + 5, INT64_MAX - 7)  // back to normal: +5, |-7|
       .Progress(kNoTime, true)
       .SendTo(shard);
