@@ -47,6 +47,10 @@ struct Partition {
   rd_kafka_topic_t* rkt = nullptr;  // set from the first message; stable per handle
   int64_t next_offset = -1;         // -1: nothing consumed yet
   int64_t target = -1;              // --available-now end offset
+  // Read to the end the broker reported (a partition EOF since the last message). Only such a
+  // partition can be idle: one with records still to fetch is behind, however long it has been
+  // since its last record (a starved consumer thread, a slow fetch).
+  bool at_end = false;
   PartitionClock clock;
   prometheus::Gauge* watermark_gauge = nullptr;
   prometheus::Gauge* lag_gauge = nullptr;
@@ -82,7 +86,6 @@ rd_kafka_conf_t* BaseConf(const config::KafkaSourceConfig& k, std::string* err) 
   set("enable.auto.offset.store", "false");
   set("auto.offset.reset",
       k.start_offset == config::StartOffset::kEarliest ? "earliest" : "latest");
-  set("enable.partition.eof", "true");
   // Throughput defaults; every one can be overridden through properties.
   set("fetch.wait.max.ms", "100");
   set("fetch.min.bytes", "1");
@@ -91,6 +94,9 @@ rd_kafka_conf_t* BaseConf(const config::KafkaSourceConfig& k, std::string* err) 
   set("max.partition.fetch.bytes", "4194304");
   set("client.id", "turnstiled");
   for (const auto& [key, value] : k.properties) set(key, value);
+  // Not overridable: idle detection and --available-now need to know when a partition has been
+  // read to its end.
+  set("enable.partition.eof", "true");
   return conf;
 }
 
@@ -523,6 +529,7 @@ class KafkaSource : public Source {
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
       if (p != nullptr) {
         if (p->next_offset < m->offset) p->next_offset = m->offset;
+        if (m->offset >= p->next_offset) p->at_end = true;
         MaybeDone(p);
       }
     } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -533,6 +540,7 @@ class KafkaSource : public Source {
       ingestor_->Handle({static_cast<const char*>(m->payload), m->len}, p->slot, m->offset,
                         &p->clock, append_ms >= 0 ? append_ms : window::kNoTime);
       p->clock.last_data = now;
+      p->at_end = false;
       p->next_offset = m->offset + 1;
       if (p->target >= 0 && p->next_offset >= p->target) MaybeDone(p);
     }
@@ -551,7 +559,7 @@ class KafkaSource : public Source {
       // --available-now: a partition read to its target says nothing more; the run's end
       // closes every window.
       if (p->clock.done) continue;
-      if (now - p->clock.last_data > idle_timeout_) {  // idle: do not hold back
+      if (p->at_end && now - p->clock.last_data > idle_timeout_) {  // idle: do not hold back
         idle_high = std::max(idle_high, p->clock.high_ms);
         continue;
       }

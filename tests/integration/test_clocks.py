@@ -194,3 +194,42 @@ def test_a_paused_stream_emits_every_window_within_idle_timeout(tmp_path, broker
         assert stop(proc) == 0
     problems = oracle.diff(expected, oracle.read_lake(lake))
     assert not problems, problems
+
+
+def test_a_frozen_consumer_is_behind_not_idle(tmp_path, broker_factory):
+    """A daemon stopped (SIGSTOP) for longer than idle_timeout while it still has records to
+    read: when it resumes, its partitions have had no record for a while, but they are behind,
+    not idle. None may be passed over, so no window closes early and nothing is late."""
+    import os
+    import signal
+    import time
+
+    week = week_path(require_mta_weeks()[0])
+    broker = broker_factory(partitions=6, topics=(TOPIC,))
+    produced = run(["produce", "-b", broker.address, "--topic", TOPIC, "--replay", week])
+    assert "failures=0" in produced.stderr
+    source = kafka(broker, "frozen-test")
+    # Small fetches: reading the week takes many round trips.
+    source["kafka"]["properties"] = {**FAST_GROUP, "max.partition.fetch.bytes": "2048"}
+    cfg, lake, dead = write_config(tmp_path, source, window={"idle_timeout": "1s"})
+    log = tmp_path / "run.log"
+    with background(["run", "-c", cfg, "--available-now"], log) as proc:
+        wait_for(lambda: log.read_text().count("partitions assigned") >= 2, 120,
+                 "the partitions assigned", proc, interval=0.01)
+        # Frozen for longer than idle_timeout, again and again, for a tenth of a second of
+        # reading in between, until the week is read.
+        for _ in range(20):
+            if proc.poll() is not None:
+                break
+            os.kill(proc.pid, signal.SIGSTOP)
+            time.sleep(1.5)
+            os.kill(proc.pid, signal.SIGCONT)
+            time.sleep(0.1)
+        assert proc.wait(timeout=600) == 0
+    rows = sum(1 for line in oracle.read_text(week).splitlines()
+               if oracle.parse_mta(line, oracle.LocalClock("UTC")) is not None)
+    expected = oracle_of(v.decode() for _, _, _, v, _ in
+                         sorted(consume_all(broker.address, TOPIC, rows)))
+    assert not [x for x in letters(dead) if x["reason"] == "late"]
+    problems = oracle.diff(expected, oracle.read_lake(lake))
+    assert not problems, problems
