@@ -3,16 +3,14 @@
 #include "sink/dead_letter.h"
 #include "sink/file_dead_letter.h"
 #include "sink/file_sink.h"
+#include "sink/kafka_dead_letter.h"
+#include "sink/kafka_sink.h"
+#include "sink/postgres_sink.h"
 #include "sink/sink.h"
 #include "sink/stdout_sink.h"
 
 namespace turnstiled::sink {
 namespace {
-
-base::Status NotAvailable(config::SinkType type) {
-  return base::Status::InvalidArgument(std::string("sink type '") + config::Name(type) +
-                                       "' is not available in this build yet");
-}
 
 class DiscardDeadLetter final : public DeadLetter {
  public:
@@ -29,8 +27,9 @@ base::Result<std::unique_ptr<Sink>> MakeSink(const config::SinkConfig& config) {
     case config::SinkType::kStdout:
       return std::unique_ptr<Sink>(std::make_unique<StdoutSink>());
     case config::SinkType::kPostgres:
+      return MakePostgresSink(config);
     case config::SinkType::kKafka:
-      return NotAvailable(config.type);
+      return MakeKafkaSink(config);
   }
   return base::Status::Internal("unknown sink type");
 }
@@ -44,7 +43,7 @@ base::Result<std::unique_ptr<DeadLetter>> MakeDeadLetter(const config::DeadLette
       return std::unique_ptr<DeadLetter>(std::move(file).value());
     }
     case config::SinkType::kKafka:
-      return NotAvailable(config.type);
+      return MakeKafkaDeadLetter(config);
     case config::SinkType::kPostgres:
     case config::SinkType::kStdout:
       return base::Status::InvalidArgument(std::string("dead_letter type '") +

@@ -7,6 +7,13 @@
 //
 // Durability: rows passed to Write() are safe only after Flush() returns OK. The pool
 // acknowledges rows (and so lets offsets be committed) only after a successful Flush().
+//
+// Error classes: a status with IsRetryable() (kUnavailable: a connection refused, a broker or
+// server down, a disk momentarily full) is retried by the pool with capped exponential backoff
+// and jitter, and the same rows are written again. Any other code is permanent (a path under a
+// regular file, permission denied, a table with the wrong schema, an authentication failure):
+// the pool stops the job with one error naming the sink, and acknowledges nothing more. Error
+// messages must never hold a password (pass DSNs through base::Redact()).
 #pragma once
 
 #include <memory>
@@ -26,6 +33,10 @@ class Sink {
   virtual base::Status Write(std::span<const window::WindowRow> rows) = 0;
   virtual base::Status Flush() = 0;
   virtual base::Status Close() = 0;
+  // Payload bytes made durable so far (for turnstiled_sink_bytes_total). Writer thread only.
+  virtual uint64_t BytesWritten() const { return 0; }
+  // Files published so far (file sink; turnstiled_sink_files_total). Writer thread only.
+  virtual uint64_t FilesWritten() const { return 0; }
 };
 
 // The one table of sink types.
