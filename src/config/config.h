@@ -99,6 +99,7 @@ struct SinkConfig {
   std::string bootstrap_servers;
   std::string topic;
   std::map<std::string, std::string> properties;
+  bool transactional = true;
   int file_mode = 0640;  // file: permissions of lake files and folders
   int dir_mode = 0750;
   // every sink
@@ -136,7 +137,7 @@ struct StateConfig {
 
 struct PipelineConfig {
   int shards = 0;             // 0: one per core, at least 1
-  int queue_capacity = 1024;  // batches per shard queue
+  int queue_capacity = 64;    // batches per shard queue (per source): bounds memory
   int batch_records = 4096;   // records per routed batch
   Millis shutdown_timeout = 30 * base::kSecond;
 };

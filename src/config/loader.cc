@@ -16,6 +16,7 @@
 
 #include "base/civil_time.h"
 #include "base/time_zone.h"
+#include "config/kafka_properties.h"
 #include "config/reader.h"
 
 namespace turnstiled::config {
@@ -107,6 +108,18 @@ bool IsListenAddress(const std::string& s) {
   return parts == 4;
 }
 
+// Each librdkafka property under `key` (already read into `props`), checked by librdkafka
+// itself, reported at its own line.
+void CheckKafkaProperties(MapReader& r, std::string_view key, bool read_ok,
+                          const std::map<std::string, std::string>& props) {
+  if (!read_ok || !r.Has(key) || props.empty()) return;
+  MapReader pr = r.Map(key);
+  for (const auto& [name, value] : props) {
+    const std::string why = CheckKafkaProperty(name, value);
+    if (!why.empty()) pr.KeyError(name, why);
+  }
+}
+
 void ReadSource(MapReader& root, SourceConfig* s) {
   MapReader r = root.Map("source");
   r.Enum("type", &s->type, kSourceTypes);
@@ -117,8 +130,9 @@ void ReadSource(MapReader& root, SourceConfig* s) {
   k.String("group_id", &s->kafka.group_id);
   k.Enum("start_offset", &s->kafka.start_offset, kStartOffsets);
   k.Int("consumer_threads", &s->kafka.consumer_threads, 1);
-  k.StringMap("properties", &s->kafka.properties);
+  const bool props_ok = k.StringMap("properties", &s->kafka.properties);
   k.Finish();
+  CheckKafkaProperties(k, "properties", props_ok, s->kafka.properties);
 
   MapReader f = r.Map("file");
   const bool paths_ok = f.StringList("paths", &s->file.paths);
@@ -311,6 +325,7 @@ constexpr SinkKey kTypedSinkKeys[] = {
     {"bootstrap_servers", SinkType::kKafka},
     {"topic", SinkType::kKafka},
     {"properties", SinkType::kKafka},
+    {"transactional", SinkType::kKafka},
 };
 
 void ReadSink(MapReader& r, SinkConfig* s) {
@@ -338,7 +353,8 @@ void ReadSink(MapReader& r, SinkConfig* s) {
   const bool table_ok = r.String("table", &s->table);
   r.String("bootstrap_servers", &s->bootstrap_servers);
   r.String("topic", &s->topic);
-  r.StringMap("properties", &s->properties);
+  const bool props_ok = r.StringMap("properties", &s->properties);
+  r.Bool("transactional", &s->transactional);
   r.Int("batch_rows", &s->batch_rows, 1);
   r.Duration("flush_interval", &s->flush_interval);
   r.Finish();
@@ -357,7 +373,11 @@ void ReadSink(MapReader& r, SinkConfig* s) {
   const std::string why = "sinks of type " + std::string(Name(s->type));
   switch (s->type) {
     case SinkType::kFile:
-      if (!r.Has("path")) r.Missing("path", "a file sink writes under it");
+      if (!r.Has("path")) {
+        r.Missing("path", "a file sink writes under it");
+      } else if (s->path.empty()) {
+        r.ValueError("path", "must not be empty; name the lake's folder, e.g. out/lake");
+      }
       break;
     case SinkType::kPostgres:
       if (!r.Has("dsn")) r.Missing("dsn", "a postgres sink connects with it");
@@ -368,6 +388,7 @@ void ReadSink(MapReader& r, SinkConfig* s) {
       break;
     case SinkType::kKafka:
       if (!r.Has("topic")) r.Missing("topic", "a kafka sink writes to it");
+      CheckKafkaProperties(r, "properties", props_ok, s->properties);
       break;
     case SinkType::kStdout:
       break;
@@ -436,6 +457,8 @@ void ReadDeadLetter(MapReader& root, DeadLetterConfig* d) {
   if (!d->enabled || !type_ok) return;
   if (d->type == SinkType::kFile && !r.Has("path")) {
     r.Missing("path", "dead_letter.type is file");
+  } else if (d->type == SinkType::kFile && d->path.empty()) {
+    r.ValueError("path", "must not be empty; name a folder, e.g. out/dead-letter");
   } else if (d->type == SinkType::kKafka && !r.Has("topic")) {
     r.Missing("topic", "dead_letter.type is kafka");
   }
@@ -544,6 +567,7 @@ LoadResult LoadConfigText(std::string_view yaml, const EnvLookup& env) {
     diag.Add("", e.mark.line >= 0 ? e.mark.line + 1 : 0,
              std::string("internal error: ") + e.what());
   }
+  result.lines = diag.lines();
   result.errors = diag.TakeSorted();
   return result;
 }

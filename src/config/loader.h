@@ -10,6 +10,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,8 +37,15 @@ EnvLookup ProcessEnv();
 struct LoadResult {
   Config config;
   std::vector<ConfigError> errors;
+  // The line where each YAML path was seen, for checks made after loading (validate's).
+  std::map<std::string, int> lines;
   bool ok() const { return errors.empty(); }
+  // The line of `path`, else of its nearest ancestor, else 1.
+  int Line(const std::string& path) const;
 };
+
+// The line of `path` in `lines`, else of its nearest recorded ancestor, else 1.
+int LineIn(const std::map<std::string, int>& lines, std::string path);
 
 LoadResult LoadConfigText(std::string_view yaml, const EnvLookup& env);
 LoadResult LoadConfigFile(const std::string& path, const EnvLookup& env);

@@ -35,8 +35,10 @@ std::string Normalize(std::string_view key) {
   return out;
 }
 
+}  // namespace
+
 // The known key closest to `key`, if it is close enough to be a typo rather than a new word.
-std::string Suggest(std::string_view key, const std::vector<std::string>& known) {
+std::string SuggestKey(std::string_view key, const std::vector<std::string>& known) {
   const std::string k = Normalize(key);
   std::string best;
   size_t best_d = SIZE_MAX;
@@ -51,21 +53,23 @@ std::string Suggest(std::string_view key, const std::vector<std::string>& known)
   return "";
 }
 
-}  // namespace
-
 void Diagnostics::Add(std::string path, int line, std::string message) {
   errors_.push_back({std::move(path), line, std::move(message)});
 }
 
-int Diagnostics::Line(std::string path) const {
+int LineIn(const std::map<std::string, int>& lines, std::string path) {
   while (!path.empty()) {
-    auto it = lines_.find(path);
-    if (it != lines_.end() && it->second > 0) return it->second;
+    auto it = lines.find(path);
+    if (it != lines.end() && it->second > 0) return it->second;
     const size_t cut = path.find_last_of(".[");
     path.resize(cut == std::string::npos ? 0 : cut);
   }
   return 1;
 }
+
+int LoadResult::Line(const std::string& path) const { return LineIn(lines, path); }
+
+int Diagnostics::Line(std::string path) const { return LineIn(lines_, std::move(path)); }
 
 std::vector<ConfigError> Diagnostics::TakeSorted() {
   std::stable_sort(errors_.begin(), errors_.end(), [](const ConfigError& a, const ConfigError& b) {
@@ -299,7 +303,7 @@ void MapReader::Finish() {
   for (const Entry& e : entries_) {
     if (std::find(known_.begin(), known_.end(), e.key) != known_.end()) continue;
     std::string msg = "unknown key '" + e.key + "'";
-    const std::string suggestion = Suggest(e.key, known_);
+    const std::string suggestion = SuggestKey(e.key, known_);
     if (!suggestion.empty()) {
       msg += "; did you mean '" + suggestion + "'?";
     } else {

@@ -40,6 +40,7 @@ class Diagnostics {
   int Line(std::string path) const;
   // The errors in document order: by line, then path, then the order they were found.
   std::vector<ConfigError> TakeSorted();
+  const std::map<std::string, int>& lines() const { return lines_; }
 
   const EnvLookup& env() const { return env_; }
 
@@ -48,6 +49,10 @@ class Diagnostics {
   std::vector<ConfigError> errors_;
   std::map<std::string, int> lines_;
 };
+
+// The known key closest to `key`, if it is close enough to be a typo rather than a new word
+// (case and '-' versus '_' count as no distance); "" otherwise.
+std::string SuggestKey(std::string_view key, const std::vector<std::string>& known);
 
 // 1-based line of a node; 0 for a node that is not in the document.
 int LineOf(const YAML::Node& node);

@@ -23,6 +23,7 @@ using Clock = std::chrono::steady_clock;
 using TopicPartition = std::pair<std::string, int32_t>;
 
 constexpr size_t kPollBatch = 2048;
+constexpr std::chrono::milliseconds kPollTimeout{100};
 constexpr int kRestoreAttempts = 3;
 
 // What the consumer threads of one process share.
@@ -90,7 +91,9 @@ rd_kafka_conf_t* BaseConf(const config::KafkaSourceConfig& k, std::string* err) 
   set("fetch.wait.max.ms", "100");
   set("fetch.min.bytes", "1");
   set("queued.min.messages", "200000");
-  set("fetch.max.bytes", "67108864");
+  // Prefetch per consumer: enough for full speed, and a known part of the memory bound.
+  set("queued.max.messages.kbytes", "16384");
+  set("fetch.max.bytes", "16777216");
   set("max.partition.fetch.bytes", "4194304");
   set("client.id", "turnstiled");
   for (const auto& [key, value] : k.properties) set(key, value);
@@ -154,13 +157,27 @@ class KafkaSource : public Source {
     auto last_lag = Clock::now();
     while (!stop.load(std::memory_order_relaxed)) {
       if (available_now_ && group_->AllDone()) break;
-      const ssize_t n = rd_kafka_consume_batch_queue(queue_, 100, msgs.data(), msgs.size());
+      Backpressure();
+      // Polling goes on while paused: it keeps this member in the group (max.poll.interval.ms)
+      // and serves rebalances; paused partitions deliver nothing.
+      const ssize_t n = rd_kafka_consume_batch_queue(queue_, static_cast<int>(kPollTimeout.count()),
+                                                     msgs.data(), msgs.size());
       const auto now = Clock::now();
+      // Behind: paused, a full batch (more is waiting), or back from a long gap between polls
+      // (a frozen or starved process, whose fetcher was frozen too). Then a partition's last
+      // end-of-partition may be stale: records may have come since that nobody fetched yet.
+      if (paused_ || static_cast<size_t>(n) >= msgs.size() ||
+          now - last_poll_ > kPollTimeout + idle_timeout_ / 4) {
+        behind_at_ = now;
+      }
+      last_poll_ = now;
       ingestor_->SetNow(WallMs());
       for (ssize_t i = 0; i < n; ++i) HandleMessage(msgs[static_cast<size_t>(i)], now);
-      router().Flush(Progress(now));
+      // While paused, nothing that could wait for a batch: the progress and the checkpoint
+      // go out once the shards have caught up.
+      if (!paused_ || n > 0) router().Flush(Progress(now));
       ingestor_->PublishMetrics();
-      MaybeCheckpoint(now);
+      if (!paused_) MaybeCheckpoint(now);
       if (now - last_lag > std::chrono::seconds(1)) {
         PublishLag();
         last_lag = now;
@@ -295,7 +312,48 @@ class KafkaSource : public Source {
         {{"consumer", std::to_string(index_)}, {"count", std::to_string(parts->cnt)}});
   }
 
+  // Pauses fetching when the shards (or the sinks behind them) fall behind, instead of
+  // blocking this thread in the router, and resumes once they have caught up.
+  void Backpressure() {
+    if (parts_.empty()) return;
+    if (!paused_ && router().Congested()) {
+      SetPaused(true);
+    } else if (paused_ && router().Relieved()) {
+      SetPaused(false);
+    }
+  }
+
+  void SetPaused(bool pause) {
+    rd_kafka_topic_partition_list_t* list =
+        rd_kafka_topic_partition_list_new(static_cast<int>(parts_.size()));
+    for (const auto& p : parts_)
+      rd_kafka_topic_partition_list_add(list, p->topic.c_str(), p->partition);
+    const rd_kafka_resp_err_t rc =
+        pause ? rd_kafka_pause_partitions(rk_, list) : rd_kafka_resume_partitions(rk_, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      Log(LogLevel::kWarn, "kafka", pause ? "pause failed" : "resume failed",
+          {{"consumer", std::to_string(index_)}, {"error", rd_kafka_err2str(rc)}});
+      return;
+    }
+    paused_ = pause;
+    if (ctx_.metrics != nullptr) {
+      const auto n = static_cast<double>(parts_.size());
+      pause ? ctx_.metrics->paused_partitions->Increment(n)
+            : ctx_.metrics->paused_partitions->Decrement(n);
+    }
+    Log(LogLevel::kInfo, "kafka",
+        pause ? "fetching paused: the shards or the sinks are behind" : "fetching resumed",
+        {{"consumer", std::to_string(index_)}, {"partitions", std::to_string(parts_.size())}});
+  }
+
   void Revoke(rd_kafka_t* rk) {
+    if (paused_) {
+      // The next assignment starts unpaused; the loop pauses it again if need be.
+      if (ctx_.metrics != nullptr)
+        ctx_.metrics->paused_partitions->Decrement(static_cast<double>(parts_.size()));
+      paused_ = false;
+    }
     if (!closing_) {
       // Finish what was sent for these partitions before letting go of them.
       router().Quiesce(Progress(Clock::now()));
@@ -535,10 +593,16 @@ class KafkaSource : public Source {
     } else if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
       Log(LogLevel::kWarn, "kafka", "consumer error",
           {{"consumer", std::to_string(index_)}, {"error", rd_kafka_message_errstr(m)}});
+    } else if (p != nullptr && m->offset < p->next_offset) {
+      // Delivered again (a fetch restarted after a pause or a seek): already processed.
     } else if (p != nullptr) {
       const int64_t append_ms = rd_kafka_message_timestamp(m, nullptr);
       ingestor_->Handle({static_cast<const char*>(m->payload), m->len}, p->slot, m->offset,
                         &p->clock, append_ms >= 0 ? append_ms : window::kNoTime);
+      // A partition that resumes after being quiet for idle_timeout: the stream may be
+      // resuming on every partition, and the others' first records may be a fetch away. No
+      // partition counts as idle for another idle_timeout, so none of them is passed over.
+      if (now - p->clock.last_data > idle_timeout_) behind_at_ = now;
       p->clock.last_data = now;
       p->at_end = false;
       p->next_offset = m->offset + 1;
@@ -554,19 +618,24 @@ class KafkaSource : public Source {
     }
     int64_t frontier = window::kEndOfTime;
     int64_t idle_high = window::kNoTime;
+    int64_t held = window::kEndOfTime;
     bool any = false;
+    // A partition may be idle only once this consumer has kept up for idle_timeout: its end of
+    // partition is then fresh, and a record for it would have been fetched by now.
+    const bool kept_up = now - behind_at_ > idle_timeout_;
     for (const auto& p : parts_) {
       // --available-now: a partition read to its target says nothing more; the run's end
       // closes every window.
       if (p->clock.done) continue;
-      if (p->at_end && now - p->clock.last_data > idle_timeout_) {  // idle: do not hold back
+      held = std::min(held, p->clock.high_ms);
+      if (kept_up && p->at_end && now - p->clock.last_data > idle_timeout_) {  // idle
         idle_high = std::max(idle_high, p->clock.high_ms);
         continue;
       }
       any = true;
       frontier = std::min(frontier, p->clock.high_ms);
     }
-    if (!any) return {idle_high, true, false};
+    if (!any) return {idle_high, true, false, held == window::kEndOfTime ? window::kNoTime : held};
     return {frontier, false, false};
   }
 
@@ -597,6 +666,7 @@ class KafkaSource : public Source {
   Partition* last_ = nullptr;
   std::atomic<int> assigned_{0};
   bool closing_ = false;
+  bool paused_ = false;  // every assigned partition's fetching is paused (backpressure)
   uint64_t handled_epoch_ = 0;
   std::atomic<bool> checkpoint_in_flight_{false};
   bool stop_checkpointed_ = false;
@@ -606,6 +676,9 @@ class KafkaSource : public Source {
   // idle_timeout has passed, it holds the watermark back: a rebalance is under way and its
   // partitions may hold data far behind the others'.
   Clock::time_point unassigned_since_ = Clock::now();
+  // The last poll, and the last time this consumer was behind (see Run).
+  Clock::time_point last_poll_ = Clock::now();
+  Clock::time_point behind_at_ = Clock::now();
 };
 
 // Reads the partitions of every topic and their end offsets, for --available-now.

@@ -150,7 +150,7 @@ base::Status Pipeline::Init() {
     co.interval = std::chrono::milliseconds(config_.state.checkpoint_interval);
     sink::WriterPool* w = writers_.get();
     state::AckTracker acks{[w] { return w->Submitted(); }, [w] { return w->Acked(); },
-                           [w] { w->RequestFlush(); }};
+                           [w] { w->RequestFlush(); }, [w] { return w->Failed(); }};
     auto cp = state::Checkpointer::Create(co, std::move(acks), &metrics_->state);
     if (!cp.ok()) return cp.status();
     checkpointer_ = std::move(cp).value();
@@ -168,6 +168,14 @@ base::Status Pipeline::Init() {
     Log(LogLevel::kError, "pipeline", "stopping: a source cannot go on", {{"error", s.ToString()}});
     RequestStop();
   };
+  // A sink that failed for good stops the job: nothing it did not write is committed.
+  writers_->SetFailureHandler([this](const base::Status& s) {
+    {
+      std::lock_guard<std::mutex> lock(fail_mu_);
+      if (failure_.ok()) failure_ = s;
+    }
+    RequestStop();
+  });
   ctx.metrics = metrics_.get();
   ctx.dead_letter = dead_letter_.get();
   ctx.partitions = &partitions_;
@@ -362,7 +370,9 @@ base::Status Pipeline::Run() {
     std::lock_guard<std::mutex> lock(fail_mu_);
     if (!failure_.ok()) result = failure_;
   }
-  if (!acked) {
+  if (writers_->Failed()) {
+    // Reported above; the offsets stay at the last checkpoint, which the sink had written.
+  } else if (!acked) {
     result = base::Status::Unavailable(
         "sinks did not acknowledge every row within shutdown_timeout; offsets not committed");
   } else if (!stopped || options_.drain || checkpointer_) {

@@ -7,7 +7,8 @@ namespace turnstiled::ingest {
 
 namespace {
 bool SameProgress(const window::SourceProgress& a, const window::SourceProgress& b) {
-  return a.frontier_ms == b.frontier_ms && a.idle == b.idle && a.finished == b.finished;
+  return a.frontier_ms == b.frontier_ms && a.idle == b.idle && a.finished == b.finished &&
+         a.held_ms == b.held_ms;
 }
 }  // namespace
 
@@ -23,7 +24,9 @@ Router::Router(int source, std::vector<ShardChannel*> shards, size_t batches_per
       announced_(shards_.size(), false) {
   // Batches are made on demand up to the cap: a source whose shards keep up reuses a handful,
   // and only one that runs ahead of its shards grows to the cap, then waits (backpressure).
-  capacity_ = shards_.size() * std::max<size_t>(2, batches_per_shard);
+  // Room for backpressure to act before the pool runs dry: Congested() at LowMark(),
+  // Relieved() at half.
+  capacity_ = std::max(shards_.size() * std::max<size_t>(2, batches_per_shard), 4 * LowMark());
 }
 
 Router::~Router() = default;

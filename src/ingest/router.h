@@ -92,10 +92,19 @@ class Router {
   // Returns a processed batch to this router's pool. Called by shard threads.
   void Release(window::RecordBatch* batch) { free_.enqueue(batch); }
   size_t in_flight() const { return total_ - static_cast<size_t>(free_.size_approx()); }
+  // Backpressure marks, for a source that can pause its input instead of blocking in Add():
+  // Congested() when a few more polls could empty the pool (the shards, or the sinks behind
+  // them, are not keeping up); Relieved() once half the pool is free again.
+  bool Congested() const { return Available() < LowMark(); }
+  bool Relieved() const { return Available() >= capacity_ / 2; }
+  // What one poll of the source may take at most: a batch or two per shard, and a progress.
+  size_t LowMark() const { return 3 * shards_.size() + 2; }
 
  private:
   window::RecordBatch* Take();
   void Send(size_t shard);
+  // Batches this source can still take without waiting: not yet made, or handed back.
+  size_t Available() const { return capacity_ - total_ + free_.size_approx(); }
 
   // Constant after construction.
   const int source_;

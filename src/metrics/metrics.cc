@@ -105,6 +105,12 @@ PipelineMetrics::PipelineMetrics(const std::vector<std::string>& decode_reasons,
                              .Help("Source partitions assigned to this instance.")
                              .Register(r)
                              .Add({});
+  paused_partitions =
+      &BuildGauge()
+           .Name("turnstiled_paused_partitions")
+           .Help("Assigned partitions whose fetching is paused because shards or sinks are behind.")
+           .Register(r)
+           .Add({});
   offset_commits = &BuildCounter()
                         .Name("turnstiled_offset_commits_total")
                         .Help("Offset commits made after sinks acknowledged.")
@@ -188,11 +194,32 @@ PipelineMetrics::PipelineMetrics(const std::vector<std::string>& decode_reasons,
                           "Time from the Kafka append of the newest record behind an emit to "
                           "the sink's acknowledgement of the emitted rows.")
                       .Register(r);
+  auto& batches = BuildCounter()
+                      .Name("turnstiled_sink_batches_total")
+                      .Help("Batches each sink made durable (successful flushes).")
+                      .Register(r);
+  auto& flush_time = BuildHistogram()
+                         .Name("turnstiled_sink_flush_duration_seconds")
+                         .Help("Time each successful sink flush took.")
+                         .Register(r);
+  auto& bytes = BuildCounter()
+                    .Name("turnstiled_sink_bytes_total")
+                    .Help("Payload bytes each sink made durable.")
+                    .Register(r);
+  auto& files = BuildCounter()
+                    .Name("turnstiled_sink_files_total")
+                    .Help("Files each file sink published.")
+                    .Register(r);
+  auto& up = BuildGauge()
+                 .Name("turnstiled_sink_up")
+                 .Help("1 when the sink is open and its last operation succeeded, else 0.")
+                 .Register(r);
   for (const auto& name : sink_names) {
-    sinks.push_back({&written.Add({{"sink", name}}), &failed.Add({{"sink", name}}),
-                     &retried.Add({{"sink", name}}), &sdepth.Add({{"sink", name}}),
-                     &delay.Add({{"sink", name}}, LatencyBuckets()),
-                     &latency.Add({{"sink", name}}, LatencyBuckets())});
+    const std::map<std::string, std::string> l{{"sink", name}};
+    sinks.push_back({&written.Add(l), &failed.Add(l), &retried.Add(l), &sdepth.Add(l),
+                     &delay.Add(l, LatencyBuckets()), &latency.Add(l, LatencyBuckets()),
+                     &batches.Add(l), &flush_time.Add(l, LatencyBuckets()), &bytes.Add(l),
+                     &files.Add(l), &up.Add(l)});
   }
 }
 

@@ -25,6 +25,11 @@ struct SinkMetrics {
   prometheus::Histogram* emit_delay;  // seconds from the watermark passing a window end to ack
   // Seconds from the Kafka append time of the newest record behind an emit to the ack.
   prometheus::Histogram* end_to_end_latency;
+  prometheus::Counter* batches;           // successful flushes
+  prometheus::Histogram* flush_duration;  // seconds per successful flush
+  prometheus::Counter* bytes;             // payload bytes made durable
+  prometheus::Counter* files;             // files published (file sink)
+  prometheus::Gauge* up;                  // 1 when open and the last attempt succeeded
 };
 
 // Checkpoints, restores and commits (SPEC §6; src/state/).
@@ -63,7 +68,8 @@ struct PipelineMetrics {
   prometheus::Family<prometheus::Gauge>* partition_watermark;  // by topic, partition
   prometheus::Family<prometheus::Gauge>* consumer_lag;         // by topic, partition
   prometheus::Gauge* assigned_partitions;
-  prometheus::Counter* offset_commits;  // == state.commits_ok; kept for dashboards
+  prometheus::Gauge* paused_partitions;  // fetching paused for backpressure
+  prometheus::Counter* offset_commits;   // == state.commits_ok; kept for dashboards
   prometheus::Counter* partition_conflicts;
   prometheus::Counter* saturated_sums;
   StateMetrics state;

@@ -160,6 +160,7 @@ base::Status FileSink::Flush() {
   sync_each_ = groups.size() < kSyncEachBelowFiles;
 
   std::vector<Staged> staged;
+  staged_bytes_ = 0;
   std::vector<std::string> dirs;
   std::vector<StaleParts> stale;
   for (const auto& [begin, end] : groups) {
@@ -190,6 +191,7 @@ base::Status FileSink::Flush() {
     if (!s.ok()) return s;
   }
   files_written_ += staged.size();
+  bytes_written_ += staged_bytes_;
   buffer_.clear();
   return {};
 }
@@ -251,6 +253,7 @@ base::Status FileSink::StageGroup(const std::vector<size_t>& order, size_t begin
       }
     }
     file_bytes += scratch_.size();
+    staged_bytes_ += scratch_.size();
     ++file_rows;
     s = file->Append(scratch_);
     if (!s.ok()) return s;

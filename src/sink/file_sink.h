@@ -53,6 +53,9 @@ class FileSink final : public Sink {
 
   size_t buffered_rows() const { return buffer_.size(); }
   uint64_t files_written() const { return files_written_; }
+  uint64_t FilesWritten() const override { return files_written_; }
+  // Uncompressed bytes of the published files.
+  uint64_t BytesWritten() const override { return bytes_written_; }
 
  private:
   // Writes one file's group, rows [begin, end) of `order`, as staged files; adds the names of
@@ -84,6 +87,8 @@ class FileSink final : public Sink {
   static constexpr size_t kSyncEachBelowFiles = 16;
   bool sync_each_ = true;
   uint64_t files_written_ = 0;
+  uint64_t bytes_written_ = 0;
+  uint64_t staged_bytes_ = 0;  // of the flush under way
 };
 
 }  // namespace turnstiled::sink

@@ -27,7 +27,12 @@ base::Status ErrnoStatus(std::string_view op, const std::string& path, int err) 
   msg += path;
   msg += ": ";
   msg += std::strerror(err);
-  if (err == ENOSPC || err == EDQUOT || err == EIO) return base::Status::Unavailable(msg);
+  // Retryable: the disk may come back (space freed, remounted read-write, a transient I/O
+  // error). Anything else (a path under a file, permission denied) needs a person.
+  if (err == ENOSPC || err == EDQUOT || err == EIO || err == EROFS || err == EAGAIN ||
+      err == EINTR || err == ENOMEM) {
+    return base::Status::Unavailable(msg);
+  }
   return base::Status::IoError(msg);
 }
 

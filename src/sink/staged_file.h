@@ -28,7 +28,8 @@ struct ZSTD_CCtx_s;
 
 namespace turnstiled::sink {
 
-// The Status for a failed system call `op` on `path` with errno `err`.
+// The Status for a failed system call `op` on `path` with errno `err`: retryable (kUnavailable)
+// for a full, read-only or failing disk, which may come back; permanent (kIoError) otherwise.
 base::Status ErrnoStatus(std::string_view op, const std::string& path, int err);
 
 // True for the names StagedFile uses for its temporary files.

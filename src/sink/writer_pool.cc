@@ -1,6 +1,7 @@
 #include "sink/writer_pool.h"
 
 #include <algorithm>
+#include <random>
 
 #include "base/log.h"
 
@@ -33,10 +34,13 @@ uint64_t WriterPool::Submit(RowBatchPtr rows, Clock::time_point emitted, int64_t
   const uint64_t seq = submitted_.load() + 1;
   for (auto& w : writers_) {
     std::unique_lock<std::mutex> lock(w->mu);
-    w->cv.wait(lock, [&] { return w->queue.size() < capacity_ || stopping_.load(); });
+    w->cv.wait(lock,
+               [&] { return w->queue.size() < capacity_ || stopping_.load() || w->failed.load(); });
     // Aborted: these rows are never written, and their sequence number is never handed out,
     // so no acknowledgement can cover them.
     if (stopping_.load()) return seq - 1;
+    // A sink that failed for good never acknowledges again, whatever it is given.
+    if (w->failed.load()) continue;
     w->queue.push_back(Item{rows, seq, emitted, append_ms});
     if (w->metrics != nullptr) w->metrics->queue_depth->Set(static_cast<double>(w->queue.size()));
     w->cv.notify_all();
@@ -83,8 +87,9 @@ bool WriterPool::Drain(std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
   for (auto& w : writers_) {
     std::unique_lock<std::mutex> lock(w->mu);
-    if (!w->cv.wait_until(lock, deadline,
-                          [&] { return w->acked.load() >= target || stopping_.load(); }) ||
+    if (!w->cv.wait_until(
+            lock, deadline,
+            [&] { return w->acked.load() >= target || stopping_.load() || w->failed.load(); }) ||
         w->acked.load() < target) {
       return false;
     }
@@ -105,8 +110,19 @@ void WriterPool::Stop() {
   }
 }
 
+bool WriterPool::Failed() const {
+  for (const auto& w : writers_) {
+    if (w->failed.load()) return true;
+  }
+  return false;
+}
+
 std::string WriterPool::NotReadyReason() const {
   for (const auto& w : writers_) {
+    if (w->failed.load()) {
+      std::lock_guard<std::mutex> lock(w->mu);
+      return "sink " + w->entry.config.name + " failed: " + w->last_error;
+    }
     if (!w->healthy.load()) {
       std::lock_guard<std::mutex> lock(w->mu);
       return "sink " + w->entry.config.name + ": " +
@@ -119,16 +135,36 @@ std::string WriterPool::NotReadyReason() const {
 template <typename Op>
 bool WriterPool::Retry(Writer* w, const char* what, size_t rows, Op op) {
   auto backoff = std::chrono::milliseconds(100);
+  thread_local std::minstd_rand jitter(std::random_device{}());
   for (;;) {
     const base::Status s = op();
     if (s.ok()) {
       w->healthy.store(true);
+      if (w->metrics != nullptr) w->metrics->up->Set(1);
       return true;
     }
     w->healthy.store(false);
+    if (w->metrics != nullptr) w->metrics->up->Set(0);
     {
       std::lock_guard<std::mutex> lock(w->mu);
       w->last_error = std::string(what) + " failed: " + base::Redact(s.ToString());
+    }
+    if (!s.IsRetryable()) {
+      const base::Status failure(s.code(), "sink '" + w->entry.config.name + "' (" +
+                                               config::Name(w->entry.config.type) + ") " + what +
+                                               " failed: " + base::Redact(s.message()));
+      Log(LogLevel::kError, "sink", "sink failed permanently; stopping the job",
+          {{"sink", w->entry.config.name}, {"op", what}, {"error", base::Redact(s.ToString())}});
+      if (w->metrics != nullptr) w->metrics->rows_failed->Increment(static_cast<double>(rows));
+      // The handler first: whoever sees the sink failed also finds the failure reported.
+      if (on_failure_) on_failure_(failure);
+      {
+        std::lock_guard<std::mutex> lock(w->mu);
+        w->failed.store(true);
+        w->queue.clear();
+        w->cv.notify_all();
+      }
+      return false;
     }
     if (w->metrics != nullptr) {
       w->metrics->rows_failed->Increment(static_cast<double>(rows));
@@ -139,8 +175,12 @@ bool WriterPool::Retry(Writer* w, const char* what, size_t rows, Op op) {
          {"op", what},
          {"error", base::Redact(s.ToString())},
          {"retry_in_ms", std::to_string(backoff.count())}});
+    // Jitter: many instances that lost one database together do not come back in step.
+    const auto wait =
+        backoff / 2 + std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(
+                          0, std::max<int64_t>(1, backoff.count() / 2))(jitter));
     std::unique_lock<std::mutex> lock(w->mu);
-    if (w->cv.wait_for(lock, backoff, [&] { return stopping_.load(); })) return false;
+    if (w->cv.wait_for(lock, wait, [&] { return stopping_.load(); })) return false;
     backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
   }
 }
@@ -164,11 +204,24 @@ void WriterPool::Run(Writer* w) {
   std::vector<std::pair<Clock::time_point, int64_t>> unflushed_emits;  // emitted, append_ms
   auto last_flush = Clock::now();
 
+  uint64_t bytes_seen = 0;
+  uint64_t files_seen = 0;
   auto flush = [&]() -> bool {
+    const auto started = Clock::now();
     if (!Retry(w, "flush", unflushed_rows, [&] { return sink.Flush(); })) return false;
     const auto now = Clock::now();
     if (w->metrics != nullptr) {
       w->metrics->rows_written->Increment(static_cast<double>(unflushed_rows));
+      if (unflushed_rows > 0) {
+        w->metrics->batches->Increment();
+        w->metrics->flush_duration->Observe(std::chrono::duration<double>(now - started).count());
+      }
+      const uint64_t bytes = sink.BytesWritten();
+      const uint64_t files = sink.FilesWritten();
+      if (bytes > bytes_seen) w->metrics->bytes->Increment(static_cast<double>(bytes - bytes_seen));
+      if (files > files_seen) w->metrics->files->Increment(static_cast<double>(files - files_seen));
+      bytes_seen = bytes;
+      files_seen = files;
       const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count();
@@ -228,6 +281,11 @@ void WriterPool::Run(Writer* w) {
     }
   }
   // Stopping: make what was written durable, then close.
+  if (w->failed.load()) {
+    const base::Status s = sink.Close();
+    (void)s;  // the failure was reported; closing is best effort
+    return;
+  }
   if (unflushed_rows > 0 || written_seq > w->acked.load()) {
     const base::Status s = sink.Flush();
     if (s.ok()) {

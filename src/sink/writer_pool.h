@@ -3,10 +3,14 @@
 //
 // Shards Submit() batches of rows; each sink's thread Write()s them and Flush()es every
 // FlushPeriod() or `batch_rows`, whichever comes first (that is also how files roll by age:
-// every flush closes every file it writes). A failed write or flush is retried with exponential
-// backoff (100 ms up to 5 s) until it succeeds or the pool stops: rows are never dropped, and a
-// sink that is down holds its queue, which fills, which blocks Submit(), which stalls the shards
-// and then ingest (backpressure, bounded memory).
+// every flush closes every file it writes). A retryable failure (Status::IsRetryable) of an
+// open, write or flush is retried with capped exponential backoff and jitter (100 ms doubling
+// up to 5 s, each wait drawn from its upper half) until it succeeds or the pool stops: rows are
+// never dropped, and a sink that is down holds its queue, which fills, which blocks Submit(),
+// which stalls the shards, which makes the Kafka sources pause fetching (backpressure, bounded
+// memory). Any other failure is permanent: the sink stops, the failure handler is called once
+// with an error naming the sink, and nothing more is acknowledged, so no offset moves past what
+// the sink wrote.
 //
 // A submission is acknowledged when every sink has flushed it: Acked() only grows, and offsets
 // may be committed for what it covers. Thread-safe: Submit() from any shard thread; Drain()
@@ -18,6 +22,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,6 +52,9 @@ class WriterPool {
   WriterPool(const WriterPool&) = delete;
   WriterPool& operator=(const WriterPool&) = delete;
 
+  using FailureHandler = std::function<void(const base::Status&)>;
+  // Called once, from a writer thread, when a sink fails permanently. REQUIRES: before Start().
+  void SetFailureHandler(FailureHandler handler) { on_failure_ = std::move(handler); }
   // Opens every sink (retrying in the background when one cannot open yet) and starts the
   // writer threads.
   void Start();
@@ -72,6 +80,8 @@ class WriterPool {
   // Stops the writer threads after they have written what is queued (bounded by Drain's
   // caller) and closes the sinks.
   void Stop();
+  // True once some sink failed permanently.
+  bool Failed() const;
   // "" when every sink is open and its last attempt succeeded; otherwise why not.
   std::string NotReadyReason() const;
 
@@ -94,12 +104,14 @@ class WriterPool {
     std::deque<Item> queue;      // guarded by mu
     std::atomic<uint64_t> acked{0};
     std::atomic<bool> healthy{false};
-    std::string last_error;  // guarded by mu
+    std::atomic<bool> failed{false};  // permanently: its queue takes nothing more
+    std::string last_error;           // guarded by mu
     std::thread thread;
   };
 
   void Run(Writer* w);
-  // Retries `op` until it succeeds or the pool stops. Returns false when stopped first.
+  // Retries `op` until it succeeds or the pool stops. Returns false when stopped first or when
+  // the failure is permanent (then the writer is marked failed and the handler called).
   template <typename Op>
   bool Retry(Writer* w, const char* what, size_t rows, Op op);
 
@@ -109,6 +121,7 @@ class WriterPool {
   std::mutex submit_mu_;  // keeps sequence numbers in queue order across shards
   std::atomic<bool> stopping_{false};
   bool started_ = false;
+  FailureHandler on_failure_;  // constant after Start()
 };
 
 }  // namespace turnstiled::sink

@@ -2,8 +2,12 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
+#include <mutex>
+#include <span>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -61,6 +65,99 @@ TEST_CASE("a file closes after roll_interval even when flush_interval is an hour
   const auto files = testing::FilesUnder(dir.path() + "/lake");
   REQUIRE(files.size() == 1);
   CHECK(files[0].string().find("/date=2024-01-06/part-") != std::string::npos);
+  pool.Stop();
+}
+
+// A sink whose Flush() fails with the given statuses in turn, then succeeds.
+class ScriptedSink final : public Sink {
+ public:
+  explicit ScriptedSink(std::vector<base::Status> flushes) : flushes_(std::move(flushes)) {}
+  base::Status Open() override { return {}; }
+  base::Status Write(std::span<const window::WindowRow> rows) override {
+    pending_ += rows.size();
+    return {};
+  }
+  base::Status Flush() override {
+    ++attempts;
+    if (next_ < flushes_.size()) return flushes_[next_++];
+    flushed += pending_;
+    pending_ = 0;
+    return {};
+  }
+  base::Status Close() override { return {}; }
+  std::atomic<int> attempts{0};
+  std::atomic<size_t> flushed{0};
+
+ private:
+  std::vector<base::Status> flushes_;
+  size_t next_ = 0;
+  size_t pending_ = 0;
+};
+
+config::SinkConfig ScriptedConfig() {
+  config::SinkConfig c;
+  c.name = "warehouse";
+  c.type = config::SinkType::kPostgres;
+  c.flush_interval = 1;
+  return c;
+}
+
+std::shared_ptr<std::vector<window::WindowRow>> OneRow() {
+  auto rows = std::make_shared<std::vector<window::WindowRow>>();
+  rows->push_back(testing::MakeRow("PENN", 1704513600000, 1704528000000));
+  return rows;
+}
+
+TEST_CASE("a retryable failure is retried until the rows are written, then acknowledged") {
+  std::vector<WriterPool::Entry> entries;
+  auto sink = std::make_unique<ScriptedSink>(std::vector<base::Status>{
+      base::Status::Unavailable("connection refused"), base::Status::Unavailable("again")});
+  ScriptedSink* raw = sink.get();
+  entries.push_back({ScriptedConfig(), std::move(sink)});
+  WriterPool pool(std::move(entries), nullptr);
+  int failures = 0;
+  pool.SetFailureHandler([&](const base::Status&) { ++failures; });
+  pool.Start();
+  const uint64_t seq = pool.Submit(OneRow(), std::chrono::steady_clock::now());
+  CHECK(pool.Drain(std::chrono::seconds(120)));
+  CHECK(pool.Acked() >= seq);
+  CHECK(raw->attempts.load() == 3);
+  CHECK(raw->flushed.load() == 1);
+  CHECK(failures == 0);
+  CHECK_FALSE(pool.Failed());
+  pool.Stop();
+}
+
+TEST_CASE("a permanent failure stops the sink once, names it, and acknowledges nothing more") {
+  std::vector<WriterPool::Entry> entries;
+  auto sink = std::make_unique<ScriptedSink>(std::vector<base::Status>{
+      base::Status::InvalidArgument("column \"entries\" has type text, expected bigint")});
+  ScriptedSink* raw = sink.get();
+  entries.push_back({ScriptedConfig(), std::move(sink)});
+  WriterPool pool(std::move(entries), nullptr, /*queue_capacity=*/2);
+  std::vector<std::string> failures;
+  std::mutex mu;
+  pool.SetFailureHandler([&](const base::Status& s) {
+    std::lock_guard<std::mutex> lock(mu);
+    failures.push_back(s.ToString());
+  });
+  pool.Start();
+  pool.Submit(OneRow(), std::chrono::steady_clock::now());
+  CHECK_FALSE(pool.Drain(std::chrono::seconds(120)));
+  CHECK(pool.Failed());
+  CHECK(pool.Acked() == 0);
+  // Submit never blocks on a failed sink, however much comes: the job is stopping.
+  for (int i = 0; i < 10; ++i) pool.Submit(OneRow(), std::chrono::steady_clock::now());
+  CHECK(pool.Acked() == 0);
+  CHECK(raw->attempts.load() == 1);  // not retried
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    REQUIRE(failures.size() == 1);
+    CHECK(failures[0] ==
+          "invalid argument: sink 'warehouse' (postgres) flush failed: column \"entries\" has "
+          "type text, expected bigint");
+  }
+  CHECK(pool.NotReadyReason().find("sink warehouse failed") == 0);
   pool.Stop();
 }
 

@@ -107,6 +107,7 @@ bool Checkpointer::WaitAcked(uint64_t seq, Clock::time_point deadline, bool stop
   acks_.request_flush();
   while (acks_.acked() < seq) {
     if (Clock::now() >= deadline || (stop_aware && stopping_.load())) return false;
+    if (acks_.failed && acks_.failed()) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return true;

@@ -46,6 +46,8 @@ struct AckTracker {
   std::function<uint64_t()> submitted;  // sequence number of the newest submission
   std::function<uint64_t()> acked;      // highest sequence number every sink acknowledged
   std::function<void()> request_flush;  // ask every sink to flush now
+  // True once a sink failed for good: nothing more will be acknowledged. May be empty.
+  std::function<bool()> failed;
 };
 
 struct CheckpointerOptions {

@@ -1,8 +1,12 @@
 // `turnstiled validate -c FILE`: load a config the way `run` does and report every error.
 //
 // Errors go to stderr, one per line ("FILE:LINE: PATH: MESSAGE"), then a count; the exit code
-// is 1. A valid config prints one summary line on stdout and exits 0 (with warnings on stderr
-// for output paths under a system folder). Usage errors exit 2.
+// is 1. Beyond what `run` refuses at load, validate checks what it can see from here: a file
+// source's paths (and globs) must each match a file. A valid config prints one summary line on
+// stdout and exits 0 (with warnings on stderr for output paths under a system folder). Usage
+// errors exit 2.
+#include <glob.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
@@ -39,6 +43,25 @@ std::vector<std::string> SystemPathWarnings(const config::Config& c) {
   check("state.dir", c.state.dir);
   return out;
 }
+
+// A file source's paths that match no file: the run would refuse to start.
+std::vector<config::ConfigError> UnmatchedInputs(const config::LoadResult& result) {
+  std::vector<config::ConfigError> out;
+  const config::Config& c = result.config;
+  if (c.source.type != config::SourceType::kFile) return out;
+  for (size_t i = 0; i < c.source.file.paths.size(); ++i) {
+    const std::string& p = c.source.file.paths[i];
+    glob_t g{};
+    const int rc = ::glob(p.c_str(), 0, nullptr, &g);
+    globfree(&g);
+    if (rc == 0) continue;
+    const char* where = !p.empty() && p.front() != '/' ? " (relative to the working folder)" : "";
+    const std::string path = "source.file.paths[" + std::to_string(i) + "]";
+    out.push_back({path, result.Line(path),
+                   "'" + p + "' matches no file" + where + "; check the path and the glob"});
+  }
+  return out;
+}
 }  // namespace
 
 int ValidateMain(int argc, char** argv) {
@@ -55,7 +78,8 @@ int ValidateMain(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
 
-  const config::LoadResult result = config::LoadConfigFile(file, config::ProcessEnv());
+  config::LoadResult result = config::LoadConfigFile(file, config::ProcessEnv());
+  if (result.ok()) result.errors = UnmatchedInputs(result);
   if (result.ok()) {
     for (const std::string& w : SystemPathWarnings(result.config)) {
       std::fprintf(stderr, "%s: warning: %s\n", file.c_str(), w.c_str());

@@ -44,6 +44,9 @@ struct SourceProgress {
   int64_t frontier_ms = kNoTime;
   bool idle = false;      // every partition of the source is idle (or it has none)
   bool finished = false;  // bounded input fully read: this source will send nothing more
+  // When idle: the lowest high mark over the source's partitions, idle or not (kNoTime when
+  // none has one): what it holds back while another source's resumption is recent.
+  int64_t held_ms = kNoTime;
 };
 
 struct RecordBatch {

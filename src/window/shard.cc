@@ -308,16 +308,22 @@ void Shard::Restore(int32_t slot, const PartitionState& state) {
 }
 
 void Shard::ApplyProgress(const RecordBatch& batch) {
-  sources_[static_cast<size_t>(batch.source)] = batch.progress;
+  SourceProgress& slot = sources_[static_cast<size_t>(batch.source)];
+  const auto now = std::chrono::steady_clock::now();
+  if (slot.idle && !batch.progress.idle && !batch.progress.finished) resumed_at_ = now;
+  slot = batch.progress;
+  const bool holding = now - resumed_at_ < std::chrono::milliseconds(options_.window.idle_timeout);
   bool any_active = false;
   bool all_finished = true;
   int64_t frontier = kEndOfTime;
   int64_t idle_high = kNoTime;
+  int64_t held = kEndOfTime;
   for (const SourceProgress& p : sources_) {
     if (!p.finished) all_finished = false;
     if (p.finished) continue;
     if (p.idle) {
       if (p.frontier_ms != kNoTime) idle_high = std::max(idle_high, p.frontier_ms);
+      if (holding && p.held_ms != kNoTime) held = std::min(held, p.held_ms);
       continue;
     }
     any_active = true;
@@ -338,6 +344,7 @@ void Shard::ApplyProgress(const RecordBatch& batch) {
     return;
   }
   if (frontier == kNoTime) return;
+  frontier = std::min(frontier, held);
   const int64_t w = frontier - options_.window.allowed_lateness;
   // The watermark may move back when a partition joins with older data; the closed-through
   // mark of every partition already here never does (CloseThrough).

@@ -24,6 +24,7 @@
 
 #include <absl/container/flat_hash_map.h>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -162,6 +163,10 @@ class Shard {
   Bucket* cached_bucket_ = nullptr;
   size_t open_windows_ = 0;
   std::vector<SourceProgress> sources_;
+  // When a source last went from idle to active: for idle_timeout after, the sources still
+  // idle hold the watermark back at their lowest high mark, since their own records may be
+  // just behind (a feed that resumes on every partition reaches each consumer a poll apart).
+  std::chrono::steady_clock::time_point resumed_at_{};
   int64_t watermark_ = kNoTime;      // windows ending at or before this are closed
   int64_t max_append_ms_ = kNoTime;  // newest ingest time seen, for the latency histogram
   ShardStats stats_;

@@ -363,3 +363,32 @@ TEST_CASE("a delta-mode window sum that would overflow is held at the limit and 
   CHECK(out.Table()[{"S", 0}] == std::tuple<int64_t, int64_t, int64_t>{INT64_MAX, INT64_MIN, 3});
   CHECK(shard.stats().saturated_sums == 4);  // two adds each for entries and exits
 }
+
+TEST_CASE("a source that resumes does not carry the watermark past another still idle") {
+  Collector out;
+  ShardOptions o = Tumbling4h();
+  o.num_sources = 2;
+  o.window.idle_timeout = 3600 * 1000;  // the hold lasts for the whole test
+  Shard shard(0, o, &out);
+  Feed a;  // source 0
+  Feed b;  // source 1
+  b.batch.source = 1;
+  // Both read up to 10h, then fall silent: every source idle closes every window up to 12h.
+  a.Add("A", "a", 0, 0, 0).Add("A", "a", 10 * kH, 10, 0).Progress(10 * kH).SendTo(shard);
+  b.Part(1).Add("B", "b", 0, 0, 0).Add("B", "b", 10 * kH, 10, 0).Progress(10 * kH).SendTo(shard);
+  a.Progress(10 * kH, false, true).SendTo(shard);
+  b.batch.progress = SourceProgress{10 * kH, true, false, 10 * kH};
+  b.SendTo(shard);
+  CHECK(out.last_watermark == 12 * kH);
+  // Source 0 resumes and races ahead to 40h while source 1 still reports idle: source 1 holds
+  // the watermark at its lowest high mark (10h) minus the lateness (the closed windows stay
+  // closed), and nothing more closes.
+  const size_t rows = out.rows.size();
+  a.Add("A", "a", 13 * kH, 20, 0).Add("A", "a", 40 * kH, 30, 0).Progress(40 * kH).SendTo(shard);
+  CHECK(out.last_watermark == 9 * kH);
+  CHECK(out.rows.size() == rows);
+  // Its own records, a poll behind, are not late.
+  b.Add("B", "b", 14 * kH, 20, 0).Add("B", "b", 17 * kH, 30, 0).Progress(17 * kH).SendTo(shard);
+  CHECK(shard.stats().dropped[static_cast<int>(DropReason::kLate)] == 0);
+  CHECK(out.last_watermark == 16 * kH);
+}

@@ -100,8 +100,9 @@ def test_a_missing_config_option_is_a_usage_error():
 
 def test_output_under_a_system_folder_is_warned_about(tmp_path):
     cfg = tmp_path / "sys.yaml"
+    (tmp_path / "x.txt").write_text("")
     cfg.write_text(json.dumps({
-        "source": {"type": "file", "file": {"paths": ["x.txt"]}},
+        "source": {"type": "file", "file": {"paths": [str(tmp_path / "x.txt")]}},
         "sinks": [{"name": "lake", "type": "file", "path": "/etc/lake"}],
         "dead_letter": {"type": "file", "path": "/usr/dl"},
         "state": {"dir": str(tmp_path / "state")},
