@@ -24,7 +24,10 @@ endfunction()
 # turnstiled_unit_test(NAME SOURCES... DEPS ...): a doctest binary registered with CTest.
 function(turnstiled_unit_test name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS;LABELS" ${ARGN})
-  add_executable(${name} ${ARG_SOURCES} ${PROJECT_SOURCE_DIR}/tests/doctest_main.cc)
+  # tsan_threads.cc: librdkafka's C11 threads made visible to TSan (empty in other builds); it
+  # must be in each executable itself.
+  add_executable(${name} ${ARG_SOURCES} ${PROJECT_SOURCE_DIR}/tests/doctest_main.cc
+    ${PROJECT_SOURCE_DIR}/src/app/tsan_threads.cc)
   target_link_libraries(${name} PRIVATE ${ARG_DEPS} doctest::doctest)
   turnstiled_target(${name})
   add_test(NAME ${name} COMMAND ${name})

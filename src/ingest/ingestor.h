@@ -62,6 +62,9 @@ struct IngestContext {
   metrics::PipelineMetrics* metrics = nullptr;  // may be null in tests
   sink::DeadLetter* dead_letter = nullptr;
   PartitionRegistry* partitions = nullptr;
+  // True while some sink has been failing (and retrying) for a while: the Kafka sources pause
+  // fetching rather than read what cannot be written yet. May be empty.
+  std::function<bool()> sinks_stalled;
 };
 
 class Ingestor {

@@ -316,14 +316,15 @@ class KafkaSource : public Source {
   // blocking this thread in the router, and resumes once they have caught up.
   void Backpressure() {
     if (parts_.empty()) return;
-    if (!paused_ && router().Congested()) {
-      SetPaused(true);
-    } else if (paused_ && router().Relieved()) {
-      SetPaused(false);
+    const bool stalled = ctx_.sinks_stalled && ctx_.sinks_stalled();
+    if (!paused_ && (stalled || router().Congested())) {
+      SetPaused(true, stalled ? "a sink is down" : "the shards or the sinks are behind");
+    } else if (paused_ && !stalled && router().Relieved()) {
+      SetPaused(false, "");
     }
   }
 
-  void SetPaused(bool pause) {
+  void SetPaused(bool pause, const char* why) {
     rd_kafka_topic_partition_list_t* list =
         rd_kafka_topic_partition_list_new(static_cast<int>(parts_.size()));
     for (const auto& p : parts_)
@@ -342,9 +343,15 @@ class KafkaSource : public Source {
       pause ? ctx_.metrics->paused_partitions->Increment(n)
             : ctx_.metrics->paused_partitions->Decrement(n);
     }
-    Log(LogLevel::kInfo, "kafka",
-        pause ? "fetching paused: the shards or the sinks are behind" : "fetching resumed",
-        {{"consumer", std::to_string(index_)}, {"partitions", std::to_string(parts_.size())}});
+    if (pause) {
+      Log(LogLevel::kInfo, "kafka", "fetching paused",
+          {{"consumer", std::to_string(index_)},
+           {"partitions", std::to_string(parts_.size())},
+           {"reason", why}});
+    } else {
+      Log(LogLevel::kInfo, "kafka", "fetching resumed",
+          {{"consumer", std::to_string(index_)}, {"partitions", std::to_string(parts_.size())}});
+    }
   }
 
   void Revoke(rd_kafka_t* rk) {

@@ -149,8 +149,10 @@ base::Status Pipeline::Init() {
     co.partitions_hint = kChangelogPartitions;
     co.interval = std::chrono::milliseconds(config_.state.checkpoint_interval);
     sink::WriterPool* w = writers_.get();
+    sink::DeadLetter* dead = dead_letter_.get();
     state::AckTracker acks{[w] { return w->Submitted(); }, [w] { return w->Acked(); },
-                           [w] { w->RequestFlush(); }, [w] { return w->Failed(); }};
+                           [w] { w->RequestFlush(); }, [w] { return w->Failed(); },
+                           [dead] { return dead->Flush(); }};
     auto cp = state::Checkpointer::Create(co, std::move(acks), &metrics_->state);
     if (!cp.ok()) return cp.status();
     checkpointer_ = std::move(cp).value();
@@ -177,6 +179,9 @@ base::Status Pipeline::Init() {
     RequestStop();
   });
   ctx.metrics = metrics_.get();
+  // A sink that has been failing for a second pauses fetching at once, instead of after the
+  // queues in front of it fill.
+  ctx.sinks_stalled = [w = writers_.get()] { return w->Stalled(std::chrono::seconds(1)); };
   ctx.dead_letter = dead_letter_.get();
   ctx.partitions = &partitions_;
   for (int i = 0; i < num_shards_; ++i) {

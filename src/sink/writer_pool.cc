@@ -117,6 +117,16 @@ bool WriterPool::Failed() const {
   return false;
 }
 
+bool WriterPool::Stalled(std::chrono::milliseconds for_at_least) const {
+  const int64_t now = Clock::now().time_since_epoch().count();
+  const int64_t span = std::chrono::duration_cast<Clock::duration>(for_at_least).count();
+  for (const auto& w : writers_) {
+    const int64_t since = w->failing_since_ns.load();
+    if (since != 0 && !w->failed.load() && now - since >= span) return true;
+  }
+  return false;
+}
+
 std::string WriterPool::NotReadyReason() const {
   for (const auto& w : writers_) {
     if (w->failed.load()) {
@@ -139,11 +149,14 @@ bool WriterPool::Retry(Writer* w, const char* what, size_t rows, Op op) {
   for (;;) {
     const base::Status s = op();
     if (s.ok()) {
+      w->failing_since_ns.store(0);
       w->healthy.store(true);
       if (w->metrics != nullptr) w->metrics->up->Set(1);
       return true;
     }
     w->healthy.store(false);
+    int64_t zero = 0;
+    w->failing_since_ns.compare_exchange_strong(zero, Clock::now().time_since_epoch().count());
     if (w->metrics != nullptr) w->metrics->up->Set(0);
     {
       std::lock_guard<std::mutex> lock(w->mu);

@@ -82,6 +82,9 @@ class WriterPool {
   void Stop();
   // True once some sink failed permanently.
   bool Failed() const;
+  // True while some sink's attempts have been failing for at least `for_at_least` (it is down
+  // and being retried).
+  bool Stalled(std::chrono::milliseconds for_at_least) const;
   // "" when every sink is open and its last attempt succeeded; otherwise why not.
   std::string NotReadyReason() const;
 
@@ -105,7 +108,10 @@ class WriterPool {
     std::atomic<uint64_t> acked{0};
     std::atomic<bool> healthy{false};
     std::atomic<bool> failed{false};  // permanently: its queue takes nothing more
-    std::string last_error;           // guarded by mu
+    // Steady-clock ns of the first failure of the current run of failures; 0 when the last
+    // attempt succeeded.
+    std::atomic<int64_t> failing_since_ns{0};
+    std::string last_error;  // guarded by mu
     std::thread thread;
   };
 

@@ -103,12 +103,21 @@ void Checkpointer::Submit(std::vector<window::PartitionState> states, uint64_t s
 }
 
 bool Checkpointer::WaitAcked(uint64_t seq, Clock::time_point deadline, bool stop_aware) {
-  if (acks_.acked() >= seq) return true;
-  acks_.request_flush();
-  while (acks_.acked() < seq) {
-    if (Clock::now() >= deadline || (stop_aware && stopping_.load())) return false;
-    if (acks_.failed && acks_.failed()) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  if (acks_.acked() < seq) {
+    acks_.request_flush();
+    while (acks_.acked() < seq) {
+      if (Clock::now() >= deadline || (stop_aware && stopping_.load())) return false;
+      if (acks_.failed && acks_.failed()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+  if (acks_.flush_dead_letter) {
+    const base::Status s = acks_.flush_dead_letter();
+    if (!s.ok()) {
+      Log(LogLevel::kWarn, "state", "dead letter not durable; checkpoint skipped",
+          {{"error", s.ToString()}});
+      return false;
+    }
   }
   return true;
 }

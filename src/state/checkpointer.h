@@ -48,6 +48,9 @@ struct AckTracker {
   std::function<void()> request_flush;  // ask every sink to flush now
   // True once a sink failed for good: nothing more will be acknowledged. May be empty.
   std::function<bool()> failed;
+  // Makes every dead letter written so far durable: a record dropped before the cut must be in
+  // the dead letter before an offset past it is committed. May be empty.
+  std::function<base::Status()> flush_dead_letter;
 };
 
 struct CheckpointerOptions {

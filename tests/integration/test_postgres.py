@@ -126,6 +126,10 @@ def sink_up(port):
     return metric(scrape(port)[1], "turnstiled_sink_up", sink="warehouse")
 
 
+def paused(port):
+    return metric(scrape(port)[1], "turnstiled_paused_partitions")
+
+
 def wait_for_table(pg, expected, timeout, what, proc):
     """Waits until the table equals `expected`; on a timeout, fails with how they differ."""
     try:
@@ -191,12 +195,17 @@ def test_postgres_down_for_ten_seconds_mid_stream_loses_nothing(tmp_path, broker
         assert "warehouse" in body, body
         assert pg.password not in body
         wait_for(lambda: sink_up(port) == 0, 30, 'turnstiled_sink_up{sink="warehouse"} 0', proc)
+        # Fetching pauses while the sink is down, rather than reading what cannot be written.
+        wait_for(lambda: (paused(port) or 0) > 0, 30,
+                 "fetching paused", proc, interval=0.2)
         time.sleep(max(0.0, 10 - (time.monotonic() - down)))  # the outage lasts 10 s
         assert proc.poll() is None, "the daemon exited while PostgreSQL was down"
         assert producer.poll() is None, "the stream ended during the outage; slow it down"
         pg.start()
 
         wait_for(lambda: sink_up(port) == 1, 60, 'turnstiled_sink_up{sink="warehouse"} 1', proc)
+        wait_for(lambda: paused(port) == 0, 60,
+                 "fetching resumed", proc, interval=0.2)
         assert producer.wait(timeout=120 * SLOW) == 0
         assert "failures=0" in (tmp_path / "produce.log").read_text()
         expected = topic_rows(broker, len(week_lines(week)))
@@ -209,6 +218,8 @@ def test_postgres_down_for_ten_seconds_mid_stream_loses_nothing(tmp_path, broker
     text = log.read_text()
     warnings = [x for x in text.splitlines() if "level=warn" in x and "sink=warehouse" in x]
     assert warnings, text[-3000:]
+    assert "fetching paused" in text and "reason=\"a sink is down\"" in text, text[-3000:]
+    assert "fetching resumed" in text
     assert pg.password not in text
 
 
