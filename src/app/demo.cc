@@ -25,7 +25,7 @@
 
 namespace turnstiled::app {
 
-int RunPipeline(const config::Config& cfg, const ingest::RunOptions& options);  // run.cc
+int RunPipeline(const config::Config& cfg, ingest::RunOptions options);  // run.cc
 
 namespace {
 

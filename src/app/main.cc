@@ -62,7 +62,11 @@ int main(int argc, char** argv) {
   const std::string_view name = argv[1];
   if (name == "--version") return turnstiled::tools::VersionMain(argc - 1, argv + 1);
   for (const Command& c : kCommands) {
-    if (name == c.name) return c.main(argc - 1, argv + 1);
+    if (name == c.name) {
+      const int code = c.main(argc - 1, argv + 1);
+      // CLI11 reports its parse errors with codes from 100 up: every one is a usage error.
+      return code >= 100 && code < 128 ? turnstiled::app::kExitUsage : code;
+    }
   }
   const Command* best = nullptr;
   size_t best_distance = 3;

@@ -2,13 +2,24 @@
 // run it until the input ends or a signal arrives.
 //
 // Signals are blocked in every thread and taken by one thread with sigwait(), so nothing
-// runs inside a signal handler: SIGTERM/SIGINT ask the pipeline to stop (SPEC §7), SIGHUP is
-// acknowledged (logs go to stderr, which the service manager owns).
+// runs inside a signal handler. That thread exists from before the pipeline is built, so a
+// SIGTERM or SIGINT during start-up (waiting for a broker) is honoured too (SPEC §7). SIGHUP
+// reopens the dead-letter file, for logrotate.
+//
+// systemd (Type=notify): READY=1 once the pipeline can work (partitions assigned, sinks up),
+// WATCHDOG=1 every quarter of WatchdogSec while every source and shard thread loops, and
+// STOPPING=1 when a stop is asked for.
+//
+// Exit codes: 0 done; 1 runtime failure; 2 usage error; 78 config error (EX_CONFIG).
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
 #include <thread>
 
 #include "app/commands.h"
@@ -21,8 +32,74 @@ namespace turnstiled::app {
 using base::Log;
 using base::LogLevel;
 
-int RunPipeline(const config::Config& cfg, const ingest::RunOptions& options) {
-  // Block the stop signals before any thread exists, so every thread inherits the mask.
+namespace {
+
+// Shared by the signal thread and the main thread.
+struct Control {
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  ingest::Pipeline* pipeline = nullptr;  // guarded by mu; set once built
+};
+
+// Tells systemd the pipeline is ready, once, and keeps its watchdog fed while the pipeline's
+// threads loop. Runs until `done`.
+class Lifecycle {
+ public:
+  explicit Lifecycle(ingest::Pipeline* p) : p_(p) {
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) watchdog_ = std::chrono::microseconds(usec);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~Lifecycle() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void Loop() {
+    const auto period =
+        watchdog_.count() > 0
+            ? std::min<std::chrono::microseconds>(watchdog_ / 4, std::chrono::milliseconds(250))
+            : std::chrono::microseconds(std::chrono::milliseconds(250));
+    bool ready = false;
+    std::string stuck_logged;
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!done_) {
+      lock.unlock();
+      if (!ready && p_->NotReadyReason().empty()) {
+        ready = true;
+        sd_notify(0, "READY=1");
+        Log(LogLevel::kInfo, "run", "ready");
+      }
+      const std::string stuck = p_->StuckReason();
+      if (stuck.empty()) {
+        if (watchdog_.count() > 0) sd_notify(0, "WATCHDOG=1");
+      } else if (stuck != stuck_logged) {
+        Log(LogLevel::kError, "run", "pipeline stuck; the watchdog is no longer fed",
+            {{"reason", stuck}});
+      }
+      stuck_logged = stuck;
+      lock.lock();
+      cv_.wait_for(lock, period, [this] { return done_; });
+    }
+  }
+
+  ingest::Pipeline* const p_;
+  std::chrono::microseconds watchdog_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace
+
+int RunPipeline(const config::Config& cfg, ingest::RunOptions options) {
+  // Block the signals before any thread exists, so every thread inherits the mask.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
@@ -31,39 +108,68 @@ int RunPipeline(const config::Config& cfg, const ingest::RunOptions& options) {
   sigaddset(&signals, SIGUSR1);  // used only to wake the signal thread at exit
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  auto pipeline = ingest::Pipeline::Create(cfg, options);
-  if (!pipeline.ok()) {
-    Log(LogLevel::kError, "run", "cannot start",
-        {{"error", base::Redact(pipeline.status().ToString())}});
-    std::fprintf(stderr, "turnstiled run: %s\n",
-                 base::Redact(pipeline.status().ToString()).c_str());
-    return 1;
-  }
-  ingest::Pipeline* p = pipeline->get();
-  std::thread signal_thread([p, signals] {
+  Control control;
+  std::thread signal_thread([&control, signals] {
     for (;;) {
       int sig = 0;
       if (sigwait(&signals, &sig) != 0) continue;
       if (sig == SIGUSR1) return;
+      std::lock_guard<std::mutex> lock(control.mu);
       if (sig == SIGHUP) {
-        Log(LogLevel::kInfo, "run", "SIGHUP: logs go to stderr; nothing to reopen");
+        const base::Status s =
+            control.pipeline != nullptr ? control.pipeline->ReopenFiles() : base::Status();
+        Log(s.ok() ? LogLevel::kInfo : LogLevel::kError, "run",
+            s.ok() ? "SIGHUP: dead-letter file reopened" : "SIGHUP: reopening failed",
+            {{"error", s.ok() ? "" : s.ToString()}});
         continue;
       }
       Log(LogLevel::kInfo, "run", "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
       sd_notify(0, "STOPPING=1");
-      p->RequestStop();
+      control.stop.store(true);
+      if (control.pipeline != nullptr) control.pipeline->RequestStop();
     }
   });
-  sd_notify(0, "READY=1");
-  const base::Status s = p->Run();
-  pthread_kill(signal_thread.native_handle(), SIGUSR1);
-  signal_thread.join();
+  auto stop_signal_thread = [&] {
+    pthread_kill(signal_thread.native_handle(), SIGUSR1);
+    signal_thread.join();
+  };
+
+  options.cancel = &control.stop;
+  auto pipeline = ingest::Pipeline::Create(cfg, options);
+  if (!pipeline.ok()) {
+    stop_signal_thread();
+    if (control.stop.load()) {
+      Log(LogLevel::kInfo, "run", "stopped during start-up");
+      return kExitOk;
+    }
+    const base::Status& s = pipeline.status();
+    Log(LogLevel::kError, "run", "cannot start", {{"error", base::Redact(s.ToString())}});
+    std::fprintf(stderr, "turnstiled run: %s\n", base::Redact(s.ToString()).c_str());
+    // A setting the libraries refuse is the config's fault: restarting will not help.
+    return s.code() == base::Code::kInvalidArgument ? kExitConfig : kExitFailure;
+  }
+  ingest::Pipeline* p = pipeline->get();
+  {
+    std::lock_guard<std::mutex> lock(control.mu);
+    control.pipeline = p;
+    if (control.stop.load()) p->RequestStop();
+  }
+  base::Status s;
+  {
+    Lifecycle lifecycle(p);
+    s = p->Run();
+  }
+  {
+    std::lock_guard<std::mutex> lock(control.mu);
+    control.pipeline = nullptr;
+  }
+  stop_signal_thread();
   pipeline->reset();
   if (!s.ok()) {
     Log(LogLevel::kError, "run", "finished with an error", {{"error", base::Redact(s.ToString())}});
-    return 1;
+    return kExitFailure;
   }
-  return 0;
+  return kExitOk;
 }
 
 int RunMain(int argc, char** argv) {
@@ -81,7 +187,7 @@ int RunMain(int argc, char** argv) {
   if (!loaded.ok()) {
     for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.Format(path).c_str());
     std::fprintf(stderr, "%zu error(s) in %s\n", loaded.errors.size(), path.c_str());
-    return 1;
+    return kExitConfig;
   }
   Log(LogLevel::kInfo, "run", "starting",
       {{"config", path}, {"summary", config::Summary(loaded.config)}});

@@ -66,6 +66,7 @@ void FileSource::Run(const std::atomic<bool>& stop) {
     int64_t line_no = 0;
     std::string_view chunk;
     while (!stop.load(std::memory_order_relaxed) && (*reader)->Next(&chunk)) {
+      Beat();
       // Records with no append time are judged against the wall clock (max_future).
       ingestor_->SetNow(std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())

@@ -65,6 +65,8 @@ struct IngestContext {
   // True while some sink has been failing (and retrying) for a while: the Kafka sources pause
   // fetching rather than read what cannot be written yet. May be empty.
   std::function<bool()> sinks_stalled;
+  // Set when a stop was asked for before the run began (RunOptions::cancel). May be null.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 class Ingestor {

@@ -34,6 +34,7 @@ struct GroupState {
   // Partitions read up to their target. A set, not a count: after a rebalance the same
   // partition may reach its target again in another consumer.
   std::atomic<int> done{0};
+  std::atomic<int> assigned{0};         // partitions held by this process's consumers
   std::set<TopicPartition> done_parts;  // guarded by mu
 
   std::mutex mu;
@@ -147,8 +148,10 @@ class KafkaSource : public Source {
   Router& router() override { return ingestor_->router(); }
 
   std::string NotReadyReason() const override {
-    if (assigned_.load() == 0 && index_ == 0 && !group_->AllDone())
-      return "no partitions assigned yet";
+    // Consumer 0 speaks for the process: ready once any consumer holds a partition (others may
+    // hold none when there are more consumers than partitions).
+    if (index_ == 0 && group_->assigned.load() == 0 && !(available_now_ && group_->AllDone()))
+      return "no partitions assigned (is the broker reachable?)";
     return "";
   }
 
@@ -157,6 +160,7 @@ class KafkaSource : public Source {
     auto last_lag = Clock::now();
     while (!stop.load(std::memory_order_relaxed)) {
       if (available_now_ && group_->AllDone()) break;
+      Beat();
       Backpressure();
       // Polling goes on while paused: it keeps this member in the group (max.poll.interval.ms)
       // and serves rebalances; paused partitions deliver nothing.
@@ -305,6 +309,7 @@ class KafkaSource : public Source {
       const int32_t slot = c->slots[0];
       router().SendControl(slot, std::move(c), progress);
     }
+    group_->assigned.fetch_add(static_cast<int>(parts_.size()) - assigned_.load());
     assigned_.store(static_cast<int>(parts_.size()));
     if (ctx_.metrics != nullptr) ctx_.metrics->assigned_partitions->Increment(parts->cnt);
     rd_kafka_assign(rk, parts);
@@ -381,6 +386,7 @@ class KafkaSource : public Source {
         {{"consumer", std::to_string(index_)}, {"count", std::to_string(parts_.size())}});
     parts_.clear();
     last_ = nullptr;
+    group_->assigned.fetch_sub(assigned_.load());
     assigned_.store(0);
     unassigned_since_ = Clock::now();
     rd_kafka_assign(rk, nullptr);
@@ -689,7 +695,9 @@ class KafkaSource : public Source {
 };
 
 // Reads the partitions of every topic and their end offsets, for --available-now.
-base::Status ReadTargets(const config::KafkaSourceConfig& k, GroupState* group) {
+base::Status ReadTargets(const config::KafkaSourceConfig& k, GroupState* group,
+                         const std::atomic<bool>* cancel) {
+  auto cancelled = [cancel] { return cancel != nullptr && cancel->load(); };
   std::string err;
   rd_kafka_conf_t* conf = BaseConf(k, &err);
   if (!err.empty()) {
@@ -704,13 +712,20 @@ base::Status ReadTargets(const config::KafkaSourceConfig& k, GroupState* group) 
     rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
     const rd_kafka_metadata_t* md = nullptr;
     rd_kafka_resp_err_t rc = RD_KAFKA_RESP_ERR__TRANSPORT;
-    for (int attempt = 0; attempt < 30 && rc != RD_KAFKA_RESP_ERR_NO_ERROR; ++attempt) {
-      rc = rd_kafka_metadata(rk, 0, rkt, &md, 2000);
+    for (int attempt = 0; attempt < 60 && rc != RD_KAFKA_RESP_ERR_NO_ERROR && !cancelled();
+         ++attempt) {
+      rc = rd_kafka_metadata(rk, 0, rkt, &md, 1000);
       if (rc == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 && md->topics[0].err != 0) {
         rc = md->topics[0].err;
         rd_kafka_metadata_destroy(md);
         md = nullptr;
       }
+    }
+    if (cancelled()) {
+      result = base::Status::Unavailable("stopped during start-up");
+      if (md != nullptr) rd_kafka_metadata_destroy(md);
+      rd_kafka_topic_destroy(rkt);
+      break;
     }
     if (rc != RD_KAFKA_RESP_ERR_NO_ERROR) {
       result =
@@ -746,7 +761,7 @@ base::Result<std::vector<std::unique_ptr<Source>>> MakeKafkaSources(const Ingest
                                                                     bool available_now) {
   auto group = std::make_shared<GroupState>();
   if (available_now) {
-    base::Status s = ReadTargets(ctx.config->source.kafka, group.get());
+    base::Status s = ReadTargets(ctx.config->source.kafka, group.get(), ctx.cancel);
     if (!s.ok()) return s;
     Log(LogLevel::kInfo, "kafka", "available-now: end offsets read",
         {{"partitions", std::to_string(group->total)}});

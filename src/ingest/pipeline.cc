@@ -179,11 +179,13 @@ base::Status Pipeline::Init() {
     RequestStop();
   });
   ctx.metrics = metrics_.get();
+  ctx.cancel = options_.cancel;
   // A sink that has been failing for a second pauses fetching at once, instead of after the
   // queues in front of it fill.
   ctx.sinks_stalled = [w = writers_.get()] { return w->Stalled(std::chrono::seconds(1)); };
   ctx.dead_letter = dead_letter_.get();
   ctx.partitions = &partitions_;
+  shard_beats_ = std::make_unique<std::atomic<int64_t>[]>(static_cast<size_t>(num_shards_));
   for (int i = 0; i < num_shards_; ++i) {
     channels_.push_back(std::make_unique<ShardChannel>());
     ctx.shards.push_back(channels_.back().get());
@@ -213,6 +215,32 @@ base::Status Pipeline::Init() {
     shards_.push_back(std::make_unique<window::Shard>(i, so, output_.get()));
   }
   return base::Status::Ok();
+}
+
+std::string Pipeline::StuckReason() const {
+  // Longer than any loop turn: a poll is 100 ms, a shard's wait 50 ms; a rebalance's restore
+  // may take a few seconds.
+  constexpr int64_t kStuckNs = 10'000'000'000;
+  const int64_t now = Clock::now().time_since_epoch().count();
+  // A full sink queue blocks the shards, and through them the sources: backpressure.
+  if (writers_->Saturated()) return "";
+  if (sources_running_.load()) {
+    for (size_t i = 0; i < sources_.size(); ++i) {
+      const int64_t beat = sources_[i]->last_beat_ns();
+      if (beat != 0 && now - beat > kStuckNs) {
+        return "source " + std::to_string(i) + " has not looped for " +
+               std::to_string((now - beat) / 1'000'000'000) + " s";
+      }
+    }
+  }
+  for (int i = 0; i < num_shards_; ++i) {
+    const int64_t beat = shard_beats_[static_cast<size_t>(i)].load(std::memory_order_relaxed);
+    if (beat != 0 && now - beat > kStuckNs) {
+      return "shard " + std::to_string(i) + " has not looped for " +
+             std::to_string((now - beat) / 1'000'000'000) + " s";
+    }
+  }
+  return "";
 }
 
 std::string Pipeline::NotReadyReason() const {
@@ -273,7 +301,9 @@ void Pipeline::ShardLoop(int index) {
         static_cast<double>(ch.depth.load(std::memory_order_relaxed)));
   };
 
+  std::atomic<int64_t>& beat = shard_beats_[static_cast<size_t>(index)];
   for (;;) {
+    beat.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     window::RecordBatch* b = nullptr;
     if (ch.queue.wait_dequeue_timed(b, std::chrono::milliseconds(50))) {
       process(b);
@@ -289,6 +319,7 @@ void Pipeline::ShardLoop(int index) {
   }
   if (close_all_.load()) shard.CloseAll();
   m.open_windows[static_cast<size_t>(index)]->Set(static_cast<double>(shard.open_windows()));
+  beat.store(0, std::memory_order_relaxed);  // returned: not a hang
 }
 
 base::Status Pipeline::Run() {
@@ -298,8 +329,9 @@ base::Status Pipeline::Run() {
     const std::string listen = options_.metrics_listen_override.empty()
                                    ? config_.metrics.listen
                                    : options_.metrics_listen_override;
-    auto http =
-        metrics::HttpServer::Start(listen, metrics_->registry, [this] { return NotReadyReason(); });
+    auto http = metrics::HttpServer::Start(
+        listen, metrics_->registry, [this] { return NotReadyReason(); },
+        [this] { return StuckReason(); });
     if (!http.ok()) {
       // Metrics are for watching; failing to serve them must not stop the data.
       Log(LogLevel::kError, "metrics", "metrics endpoint not started",
@@ -316,6 +348,7 @@ base::Status Pipeline::Run() {
   const auto timeout =
       std::chrono::milliseconds(std::max<int64_t>(1000, config_.pipeline.shutdown_timeout));
   std::vector<std::thread> source_threads;
+  sources_running_.store(true);
   for (auto& s : sources_) source_threads.emplace_back([this, src = s.get()] { src->Run(stop_); });
   // A stop must end within shutdown_timeout even with a sink that is down: past most of it,
   // the writers give up, which frees every thread that waits on them.
@@ -337,6 +370,7 @@ base::Status Pipeline::Run() {
     }
   });
   for (auto& t : source_threads) t.join();
+  sources_running_.store(false);
   if (checkpointer_) checkpointer_->Stop();
   const bool stopped = stop_.load();
   close_all_.store(options_.drain);

@@ -36,6 +36,9 @@ struct RunOptions {
   bool available_now = false;  // consume what the topics hold at start, emit all, commit, exit
   bool drain = false;  // on stop, emit open windows instead of leaving them to the next start
   std::string metrics_listen_override;  // tests: "127.0.0.1:0"
+  // Set by a signal before the pipeline exists: start-up work that can wait on a broker (the
+  // end offsets of --available-now) gives up. Borrowed; may be null.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 class Pipeline {
@@ -57,6 +60,15 @@ class Pipeline {
     stop_.store(true);
   }
   int metrics_port() const { return http_ ? http_->port() : 0; }
+  // SIGHUP: reopens the dead-letter file (logrotate). Thread-safe.
+  base::Status ReopenFiles() { return dead_letter_->Reopen(); }
+  // "" when the pipeline can work: the sources hold partitions (or read files) and every sink
+  // is up; otherwise why not. Thread-safe; what /readyz answers.
+  std::string NotReadyReason() const;
+  // "" while every source and shard thread loops (a shard blocked on a full sink queue counts
+  // as looping: that wait is backpressure, not a hang); otherwise which is stuck. Thread-safe;
+  // what /healthz answers and what gates the systemd watchdog.
+  std::string StuckReason() const;
   metrics::PipelineMetrics& metrics() { return *metrics_; }
 
  private:
@@ -64,7 +76,6 @@ class Pipeline {
   Pipeline(const config::Config& config, const RunOptions& options);
   base::Status Init();
   void ShardLoop(int index);
-  std::string NotReadyReason() const;
 
   // Constant after construction.
   const config::Config config_;
@@ -90,6 +101,9 @@ class Pipeline {
   std::atomic<bool> sources_done_{false};
   std::atomic<bool> close_all_{false};
   std::vector<std::thread> shard_threads_;
+  // Steady-clock ns of each shard loop's last turn; while the sources run (for StuckReason).
+  std::unique_ptr<std::atomic<int64_t>[]> shard_beats_;
+  std::atomic<bool> sources_running_{false};
 };
 
 }  // namespace turnstiled::ingest

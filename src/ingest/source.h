@@ -7,6 +7,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <string>
 
 #include "base/status.h"
@@ -26,6 +28,17 @@ class Source {
   virtual std::string NotReadyReason() const { return ""; }
   // Lets a shard hand back a processed batch.
   virtual class Router& router() = 0;
+  // A source beats at least every few hundred milliseconds while Run() loops; 0 before.
+  int64_t last_beat_ns() const { return beat_ns_.load(std::memory_order_relaxed); }
+
+ protected:
+  void Beat() {
+    beat_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                   std::memory_order_relaxed);
+  }
+
+ private:
+  std::atomic<int64_t> beat_ns_{0};
 };
 
 }  // namespace turnstiled::ingest

@@ -39,9 +39,10 @@ constexpr const char* kRequestTimeoutMs = "2000";
 }  // namespace
 
 base::Result<std::unique_ptr<HttpServer>> HttpServer::Start(
-    const std::string& listen, std::shared_ptr<prometheus::Registry> registry,
-    ReadinessProbe ready) {
-  std::unique_ptr<HttpServer> server(new HttpServer(std::move(registry), std::move(ready)));
+    const std::string& listen, std::shared_ptr<prometheus::Registry> registry, ReadinessProbe ready,
+    ReadinessProbe live) {
+  std::unique_ptr<HttpServer> server(
+      new HttpServer(std::move(registry), std::move(ready), std::move(live)));
   const char* options[] = {"listening_ports",
                            listen.c_str(),
                            "num_threads",
@@ -88,11 +89,17 @@ int HttpServer::Handle(mg_connection* conn, void* self_ptr) {
     return 1;
   }
   if (uri == "/metrics") {
+    self->process_.Update();
     std::ostringstream out;
     prometheus::TextSerializer().Serialize(out, self->registry_->Collect());
     Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", out.str(), head);
   } else if (uri == "/healthz") {
-    Reply(conn, 200, "text/plain", "ok\n", head);
+    const std::string reason = self->live_ ? self->live_() : std::string();
+    if (reason.empty()) {
+      Reply(conn, 200, "text/plain", "ok\n", head);
+    } else {
+      Reply(conn, 503, "text/plain", "unhealthy: " + reason + "\n", head);
+    }
   } else if (uri == "/readyz") {
     const std::string reason = self->ready_ ? self->ready_() : std::string();
     if (reason.empty()) {

@@ -1,5 +1,8 @@
 #include "metrics/metrics.h"
 
+#include <librdkafka/rdkafka.h>
+#include <zstd.h>
+
 #include "base/log.h"
 
 #ifndef TURNSTILED_VERSION
@@ -26,7 +29,10 @@ PipelineMetrics::PipelineMetrics(const std::vector<std::string>& decode_reasons,
       .Name("turnstiled_build_info")
       .Help("Build information; the value is 1.")
       .Register(r)
-      .Add({{"version", TURNSTILED_VERSION}})
+      .Add({{"version", TURNSTILED_VERSION},
+            {"commit", TURNSTILED_COMMIT},
+            {"librdkafka", rd_kafka_version_str()},
+            {"zstd", ZSTD_versionString()}})
       .Set(1);
   consumed_records = &BuildCounter()
                           .Name("turnstiled_consumed_records_total")
@@ -82,7 +88,7 @@ PipelineMetrics::PipelineMetrics(const std::vector<std::string>& decode_reasons,
                    .Help("Open (station, window) aggregates per shard.")
                    .Register(r);
   auto& wm = BuildGauge()
-                 .Name("turnstiled_shard_watermark_seconds")
+                 .Name("turnstiled_shard_watermark_timestamp_seconds")
                  .Help("Each shard's watermark, in seconds since the epoch.")
                  .Register(r);
   for (int s = 0; s < shards; ++s) {
@@ -93,7 +99,7 @@ PipelineMetrics::PipelineMetrics(const std::vector<std::string>& decode_reasons,
   }
   partition_watermark =
       &BuildGauge()
-           .Name("turnstiled_partition_watermark_seconds")
+           .Name("turnstiled_partition_watermark_timestamp_seconds")
            .Help("Highest event time seen per source partition, in seconds since the epoch.")
            .Register(r);
   consumer_lag = &BuildGauge()

@@ -36,6 +36,9 @@ class DeadLetter {
   virtual void Write(const DeadLetterEntry& entry) = 0;
   // Makes everything written so far durable.
   virtual base::Status Flush() = 0;
+  // Reopens the output by its name (SIGHUP, after logrotate moved the file). A no-op where
+  // there is no file.
+  virtual base::Status Reopen() { return {}; }
 };
 
 // Returns a DeadLetter that discards everything when `config.enabled` is false.

@@ -91,6 +91,18 @@ void FileDeadLetter::Rotate() {
   size_ = 0;
 }
 
+base::Status FileDeadLetter::Reopen() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (::fsync(fd_) != 0) return ErrnoStatus("fsync", path_, errno);
+  const int fd = OpenAppend(path_, config_.file_mode);
+  if (fd < 0) return ErrnoStatus("open", path_, errno);
+  struct stat st {};
+  ::close(fd_);
+  fd_ = fd;
+  size_ = ::fstat(fd_, &st) == 0 ? static_cast<size_t>(st.st_size) : 0;
+  return {};
+}
+
 void FileDeadLetter::Write(const DeadLetterEntry& entry) {
   const std::string line =
       FormatDeadLetter(entry, static_cast<size_t>(std::max<int64_t>(1, config_.max_record_bytes)));

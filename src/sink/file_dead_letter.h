@@ -35,6 +35,9 @@ class FileDeadLetter final : public DeadLetter {
 
   void Write(const DeadLetterEntry& entry) override;
   base::Status Flush() override;
+  // Makes what was written durable, then writes to a fresh open of the path: after logrotate
+  // renamed the file, new lines go to a new file of that name.
+  base::Status Reopen() override;
 
   const std::string& path() const { return path_; }
 

@@ -117,6 +117,14 @@ bool WriterPool::Failed() const {
   return false;
 }
 
+bool WriterPool::Saturated() const {
+  for (const auto& w : writers_) {
+    std::lock_guard<std::mutex> lock(w->mu);
+    if (w->queue.size() >= capacity_) return true;
+  }
+  return false;
+}
+
 bool WriterPool::Stalled(std::chrono::milliseconds for_at_least) const {
   const int64_t now = Clock::now().time_since_epoch().count();
   const int64_t span = std::chrono::duration_cast<Clock::duration>(for_at_least).count();

@@ -82,6 +82,8 @@ class WriterPool {
   void Stop();
   // True once some sink failed permanently.
   bool Failed() const;
+  // True while some sink's queue is full: Submit() blocks (backpressure).
+  bool Saturated() const;
   // True while some sink's attempts have been failing for at least `for_at_least` (it is down
   // and being retried).
   bool Stalled(std::chrono::milliseconds for_at_least) const;

@@ -145,6 +145,14 @@ def test_a_sink_down_longer_than_max_poll_interval_pauses_fetching_and_loses_not
                      "fetching resumed", proc, interval=0.2)
             # Nothing was passed over while the consumer was paused or catching up.
             assert metric(port, 'turnstiled_dropped_records_total{reason="late"}') == 0
+            # The sink's own figures: the retries of the outage, then what it made durable.
+            assert metric(port, "turnstiled_sink_up") == 1
+            assert metric(port, "turnstiled_sink_retries_total") > 0
+            assert metric(port, "turnstiled_sink_rows_failed_total") > 0
+            assert metric(port, "turnstiled_sink_batches_total") > 0
+            assert metric(port, "turnstiled_sink_files_total") > 0
+            assert metric(port, "turnstiled_sink_bytes_total") > 0
+            assert metric(port, "turnstiled_sink_flush_duration_seconds_count") > 0
             assert stop(proc) == 0
         text = log.read_text()
         assert "fetching paused" in text and "fetching resumed" in text
