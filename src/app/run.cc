@@ -10,6 +10,9 @@
 // WATCHDOG=1 every quarter of WatchdogSec while every source and shard thread loops, and
 // STOPPING=1 when a stop is asked for.
 //
+// Logs: --log-level and --log-format override the config's log section; a progress line every
+// log.progress_interval.
+//
 // Exit codes: 0 done; 1 runtime failure; 2 usage error; 78 config error (EX_CONFIG).
 #include <signal.h>
 #include <systemd/sd-daemon.h>
@@ -21,6 +24,7 @@
 #include <cstdio>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "app/commands.h"
 #include "base/log.h"
@@ -45,7 +49,8 @@ struct Control {
 // threads loop. Runs until `done`.
 class Lifecycle {
  public:
-  explicit Lifecycle(ingest::Pipeline* p) : p_(p) {
+  Lifecycle(ingest::Pipeline* p, std::chrono::milliseconds progress_every)
+      : p_(p), progress_every_(progress_every) {
     uint64_t usec = 0;
     if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) watchdog_ = std::chrono::microseconds(usec);
     thread_ = std::thread([this] { Loop(); });
@@ -67,9 +72,30 @@ class Lifecycle {
             : std::chrono::microseconds(std::chrono::milliseconds(250));
     bool ready = false;
     std::string stuck_logged;
+    auto next_progress = std::chrono::steady_clock::now() + progress_every_;
+    double last_records = 0;
+    auto last_at = std::chrono::steady_clock::now();
     std::unique_lock<std::mutex> lock(mu_);
     while (!done_) {
       lock.unlock();
+      const auto now = std::chrono::steady_clock::now();
+      if (progress_every_.count() > 0 && now >= next_progress) {
+        const auto fields = p_->ProgressFields();
+        const double records = fields.empty() ? 0 : std::stod(fields[0].second);
+        const double secs = std::chrono::duration<double>(now - last_at).count();
+        const std::string rate = std::to_string(
+            static_cast<uint64_t>(secs > 0 ? std::max(0.0, records - last_records) / secs : 0));
+        std::vector<base::LogField> line;
+        line.reserve(fields.size() + 1);
+        for (const auto& f : fields) {
+          line.push_back(f);
+          if (line.size() == 1) line.emplace_back("records_per_second", rate);
+        }
+        Log(LogLevel::kInfo, "run", "progress", line);
+        last_records = records;
+        last_at = now;
+        next_progress = now + progress_every_;
+      }
       if (!ready && p_->NotReadyReason().empty()) {
         ready = true;
         sd_notify(0, "READY=1");
@@ -89,6 +115,7 @@ class Lifecycle {
   }
 
   ingest::Pipeline* const p_;
+  const std::chrono::milliseconds progress_every_;
   std::chrono::microseconds watchdog_{0};
   std::mutex mu_;
   std::condition_variable cv_;
@@ -156,7 +183,7 @@ int RunPipeline(const config::Config& cfg, ingest::RunOptions options) {
   }
   base::Status s;
   {
-    Lifecycle lifecycle(p);
+    Lifecycle lifecycle(p, std::chrono::milliseconds(cfg.log.progress_interval));
     s = p->Run();
   }
   {
@@ -181,6 +208,12 @@ int RunMain(int argc, char** argv) {
   app.add_flag("--available-now", options.available_now,
                "consume what the topics hold at start, emit every window, commit, exit 0");
   app.add_flag("--drain", options.drain, "on SIGTERM, emit open windows instead of resuming them");
+  std::string log_level;
+  std::string log_format;
+  app.add_option("--log-level", log_level, "debug, info, warn or error (overrides log.level)")
+      ->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  app.add_option("--log-format", log_format, "logfmt or json (overrides log.format)")
+      ->check(CLI::IsMember({"logfmt", "json"}));
   CLI11_PARSE(app, argc, argv);
 
   const config::LoadResult loaded = config::LoadConfigFile(path, config::ProcessEnv());
@@ -189,6 +222,13 @@ int RunMain(int argc, char** argv) {
     std::fprintf(stderr, "%zu error(s) in %s\n", loaded.errors.size(), path.c_str());
     return kExitConfig;
   }
+  // The command line wins over the config; both were checked already.
+  base::LogLevel level = base::LogLevel::kInfo;
+  base::ParseLogLevel(log_level.empty() ? loaded.config.log.level : log_level, &level);
+  base::SetLogLevel(level);
+  base::LogFormat format = base::LogFormat::kLogfmt;
+  base::ParseLogFormat(log_format.empty() ? loaded.config.log.format : log_format, &format);
+  base::SetLogFormat(format);
   Log(LogLevel::kInfo, "run", "starting",
       {{"config", path}, {"summary", config::Summary(loaded.config)}});
   return RunPipeline(loaded.config, options);

@@ -136,10 +136,18 @@ struct StateConfig {
 };
 
 struct PipelineConfig {
-  int shards = 0;             // 0: one per core, at least 1
-  int queue_capacity = 64;    // batches per shard queue (per source): bounds memory
-  int batch_records = 4096;   // records per routed batch
+  int shards = 0;            // 0: one per core, at least 1
+  int queue_capacity = 64;   // batches per shard queue (per source): bounds memory
+  int batch_records = 4096;  // records per routed batch
   Millis shutdown_timeout = 30 * base::kSecond;
+};
+
+struct LogConfig {
+  std::string level = "info";     // debug | info | warn | error
+  std::string format = "logfmt";  // logfmt | json
+  // A progress line (records, rate, watermark, lag, windows, drops, checkpoint age) this often;
+  // 0: none.
+  Millis progress_interval = 30 * base::kSecond;
 };
 
 struct Config {
@@ -151,6 +159,7 @@ struct Config {
   MetricsConfig metrics;
   StateConfig state;
   PipelineConfig pipeline;
+  LogConfig log;
 };
 
 // Lower-case names used in YAML, logs and metrics: "kafka", "mta-csv", "tumbling", ...

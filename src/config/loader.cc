@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "base/civil_time.h"
+#include "base/log.h"
 #include "base/time_zone.h"
 #include "config/kafka_properties.h"
 #include "config/reader.h"
@@ -464,6 +465,27 @@ void ReadDeadLetter(MapReader& root, DeadLetterConfig* d) {
   }
 }
 
+void ReadLog(MapReader& root, LogConfig* l) {
+  MapReader r = root.Map("log");
+  if (r.String("level", &l->level) && r.Has("level")) {
+    base::LogLevel level;
+    if (!base::ParseLogLevel(l->level, &level)) {
+      r.ValueError("level",
+                   "invalid value '" + l->level + "'; expected one of: debug, info, warn, error");
+    }
+  }
+  if (r.String("format", &l->format) && r.Has("format")) {
+    base::LogFormat format;
+    if (!base::ParseLogFormat(l->format, &format)) {
+      r.ValueError("format", "invalid value '" + l->format + "'; expected one of: logfmt, json");
+    }
+  }
+  if (r.Duration("progress_interval", &l->progress_interval) && l->progress_interval < 0) {
+    r.ValueError("progress_interval", "must not be negative (0 turns the progress line off)");
+  }
+  r.Finish();
+}
+
 void ReadMetrics(MapReader& root, MetricsConfig* m) {
   if (root.Has("metrics")) m->enabled = true;
   MapReader r = root.Map("metrics");
@@ -559,6 +581,7 @@ LoadResult LoadConfigText(std::string_view yaml, const EnvLookup& env) {
     ReadMetrics(root, &c.metrics);
     ReadState(root, &c.state);
     ReadPipeline(root, &c.pipeline);
+    ReadLog(root, &c.log);
     root.Finish();
     FillDefaults(&c);
   } catch (const YAML::Exception& e) {

@@ -61,8 +61,7 @@ struct Partition {
 // librdkafka's own log lines, as structured lines of ours. Called from librdkafka's threads;
 // base::Log is safe there.
 void OnKafkaLog(const rd_kafka_t*, int level, const char* facility, const char* text) {
-  base::Log(base::FromSyslogLevel(level), "kafka", "librdkafka",
-            {{"facility", facility}, {"text", text}});
+  base::LogLibraryLine(base::FromSyslogLevel(level), "kafka", facility, text);
 }
 
 int64_t WallMs() {

@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 
+#include "base/civil_time.h"
 #include "base/log.h"
 #include "ingest/file_source.h"
 #include "ingest/kafka_source.h"
@@ -215,6 +217,52 @@ base::Status Pipeline::Init() {
     shards_.push_back(std::make_unique<window::Shard>(i, so, output_.get()));
   }
   return base::Status::Ok();
+}
+
+std::vector<std::pair<std::string_view, std::string>> Pipeline::ProgressFields() const {
+  const metrics::PipelineMetrics& m = *metrics_;
+  std::vector<std::pair<std::string_view, std::string>> out;
+  out.emplace_back("records", std::to_string(static_cast<uint64_t>(m.consumed_records->Value())));
+  double low = 0;
+  for (const auto* g : m.shard_watermark) {
+    const double v = g->Value();
+    if (v > 0 && (low == 0 || v < low)) low = v;
+  }
+  if (low > 0) {
+    std::string iso;
+    base::AppendIsoUtc(static_cast<int64_t>(low * 1000), &iso);
+    out.emplace_back("watermark", iso);
+  }
+  double lag = 0;
+  for (const auto& family : m.consumer_lag->Collect()) {
+    for (const auto& metric : family.metric) lag += metric.gauge.value;
+  }
+  if (config_.source.type == config::SourceType::kKafka) {
+    out.emplace_back("lag", std::to_string(static_cast<uint64_t>(lag)));
+  }
+  out.emplace_back("windows", std::to_string(static_cast<uint64_t>(m.windows_emitted->Value())));
+  for (int r = 0; r < window::kDropReasonCount; ++r) {
+    const double v = m.dropped[static_cast<size_t>(r)]->Value();
+    if (v > 0) {
+      out.emplace_back(window::Name(static_cast<window::DropReason>(r)),
+                       std::to_string(static_cast<uint64_t>(v)));
+    }
+  }
+  double bad = 0;
+  for (const auto* c : m.decode_errors) {
+    if (c != nullptr) bad += c->Value();  // no series for "ok" and "header"
+  }
+  if (bad > 0) out.emplace_back("malformed", std::to_string(static_cast<uint64_t>(bad)));
+  const double last = m.state.last_checkpoint->Value();
+  if (checkpointer_ && last > 0) {
+    const double age =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() -
+        last;
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", std::max(0.0, age));
+    out.emplace_back("checkpoint_age_s", buf);
+  }
+  return out;
 }
 
 std::string Pipeline::StuckReason() const {
@@ -436,12 +484,42 @@ base::Status Pipeline::Run() {
   for (const auto& sh : shards_) windows += sh->stats().windows_emitted;
   uint64_t records = 0;
   for (const auto& sh : shards_) records += sh->stats().records;
-  Log(LogLevel::kInfo, "pipeline", stopped ? "stopped" : "input complete",
-      {{"records", std::to_string(records)},
-       {"windows", std::to_string(windows)},
-       {"seconds", std::to_string(secs)},
-       {"records_per_second",
-        std::to_string(secs > 0 ? static_cast<uint64_t>(records / secs) : 0)}});
+  // The end summary: what went in, and where what came out is.
+  std::vector<std::string> keys;
+  std::vector<std::string> values;
+  for (size_t i = 0; i < config_.sinks.size(); ++i) {
+    const config::SinkConfig& sc = config_.sinks[i];
+    const metrics::SinkMetrics& sm = metrics_->sinks[i];
+    std::string where = config::Name(sc.type);
+    if (sc.type == config::SinkType::kFile) where.append(" ").append(sc.path);
+    if (sc.type == config::SinkType::kPostgres) where.append(" table ").append(sc.table);
+    if (sc.type == config::SinkType::kKafka) where.append(" topic ").append(sc.topic);
+    where.append(" rows=").append(std::to_string(static_cast<uint64_t>(sm.rows_written->Value())));
+    if (sc.type == config::SinkType::kFile) {
+      where.append(" files=").append(std::to_string(static_cast<uint64_t>(sm.files->Value())));
+    }
+    keys.push_back(std::string("sink_").append(sc.name));
+    values.push_back(std::move(where));
+  }
+  std::vector<base::LogField> fields = {
+      {"records", std::to_string(records)},
+      {"windows", std::to_string(windows)},
+      {"seconds", std::to_string(secs)},
+      {"records_per_second", std::to_string(secs > 0 ? static_cast<uint64_t>(records / secs) : 0)}};
+  for (size_t i = 0; i < keys.size(); ++i) fields.emplace_back(keys[i], values[i]);
+  const auto dead = static_cast<uint64_t>(metrics_->dead_letters->Value());
+  if (config_.dead_letter.enabled) {
+    std::string where = std::to_string(dead);
+    if (config_.dead_letter.type == config::SinkType::kFile) {
+      where.append(" in ").append(config_.dead_letter.path);
+    } else {
+      where.append(" to topic ").append(config_.dead_letter.topic);
+    }
+    fields.emplace_back("dead_letters", std::move(where));
+  } else if (dead > 0) {
+    fields.emplace_back("dropped_without_dead_letter", std::to_string(dead));
+  }
+  Log(LogLevel::kInfo, "pipeline", stopped ? "stopped" : "input complete", fields);
   return result;
 }
 

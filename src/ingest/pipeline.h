@@ -17,7 +17,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "config/config.h"
@@ -60,6 +62,9 @@ class Pipeline {
     stop_.store(true);
   }
   int metrics_port() const { return http_ ? http_->port() : 0; }
+  // The fields of a progress line: records in, watermark, lag, windows emitted, drops by reason,
+  // the last checkpoint's age. Thread-safe (reads metrics).
+  std::vector<std::pair<std::string_view, std::string>> ProgressFields() const;
   // SIGHUP: reopens the dead-letter file (logrotate). Thread-safe.
   base::Status ReopenFiles() { return dead_letter_->Reopen(); }
   // "" when the pipeline can work: the sources hold partitions (or read files) and every sink

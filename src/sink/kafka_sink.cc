@@ -23,9 +23,8 @@ namespace {
 
 // librdkafka's own log lines, as structured lines of ours. Called from librdkafka's threads;
 // base::Log is safe there.
-void OnKafkaLog(const rd_kafka_t* rk, int level, const char* facility, const char* text) {
-  Log(base::FromSyslogLevel(level), "kafka", "librdkafka",
-      {{"client", rd_kafka_name(rk)}, {"facility", facility}, {"text", text}});
+void OnKafkaLog(const rd_kafka_t*, int level, const char* facility, const char* text) {
+  base::LogLibraryLine(base::FromSyslogLevel(level), "kafka-sink", facility, text);
 }
 
 bool HoldsSecret(std::string_view key) {

@@ -16,8 +16,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 void OnLog(const rd_kafka_t*, int level, const char* facility, const char* text) {
-  base::Log(base::FromSyslogLevel(level), "state", "librdkafka",
-            {{"facility", facility}, {"text", text}});
+  base::LogLibraryLine(base::FromSyslogLevel(level), "state", facility, text);
 }
 
 rd_kafka_conf_t* MakeConf(const std::string& bootstrap,

@@ -212,8 +212,7 @@ class KafkaOutput final : public Output {
   // most: what fails for good reaches OnError() and the delivery reports. Called from
   // librdkafka's threads; base::Log is safe there.
   static void OnLog(const rd_kafka_t*, int level, const char* facility, const char* text) {
-    base::Log(base::FromSyslogLevel(level), kComponent, "librdkafka",
-              {{"facility", facility}, {"text", text}});
+    base::LogLibraryLine(base::FromSyslogLevel(level), kComponent, facility, text);
   }
 
   void NoteError(std::string_view why) {

@@ -218,3 +218,39 @@ def test_each_exit_code(tmp_path, broker):
     # 0: done.
     cfg = write_config(tmp_path, broker.address, free_port(), group="exit0")
     assert code(["run", "-c", cfg, "--available-now"]) == 0
+
+
+def test_log_flags_json_lines_a_progress_line_and_the_end_summary(tmp_path, broker):
+    week = week_path(require_mta_weeks()[0])
+    produced = run(["produce", "-b", broker.address, "--topic", TOPIC, "--replay", week])
+    assert "failures=0" in produced.stderr
+    dl = tmp_path / "dead-letter"
+    cfg = write_config(tmp_path, broker.address, free_port(),
+                       extra={"dead_letter": {"type": "file", "path": str(dl)},
+                              "log": {"level": "info", "format": "logfmt",
+                                      "progress_interval": "200ms"}})
+    result = run(["run", "-c", cfg, "--available-now", "--log-format", "json"])
+    lines = [json.loads(x) for x in result.stderr.splitlines()]  # every line is JSON
+    progress = [x for x in lines if x["msg"] == "progress"]
+    assert progress, result.stderr[-2000:]
+    last = progress[-1]
+    for key in ("records", "records_per_second", "watermark", "lag", "windows"):
+        assert key in last, last
+    summary = [x for x in lines if x["msg"] == "input complete"][-1]
+    assert summary["sink_lake"].startswith(f"file {tmp_path / 'lake'} rows="), summary
+    assert " files=" in summary["sink_lake"]
+    assert summary["dead_letters"].endswith(f" in {dl}"), summary
+    # --log-level warn: the info lines are gone.
+    quiet = run(["run", "-c", cfg, "--available-now", "--log-level", "warn"])
+    assert "level=info" not in quiet.stderr
+
+    # Bad values: on the command line a usage error (2), in the config a config error (78).
+    assert run(["run", "-c", cfg, "--log-level", "loud"], check=False).returncode == 2
+    assert run(["run", "-c", cfg, "--log-format", "xml"], check=False).returncode == 2
+    bad = tmp_path / "bad-log.yaml"
+    text = json.loads(cfg.read_text())
+    text["log"] = {"format": "xml"}
+    bad.write_text(json.dumps(text))
+    refused = run(["run", "-c", bad], check=False)
+    assert refused.returncode == 78
+    assert "log.format: invalid value 'xml'; expected one of: logfmt, json" in refused.stderr
