@@ -14,7 +14,12 @@ packages=(
   python3-pytest
   # tools the tests and benchmarks drive
   zstd kcat python3 python3-confluent-kafka python3-zstandard postgresql prometheus curl
+  # deployment: the unit, the Debian package and Terraform (tests/integration/test_deploy.py)
+  systemd strace dpkg-dev lintian man-db bash-completion nodejs
 )
+# npm: Debian's package, unless the nodejs installed already brings its own npm (NodeSource's
+# does, and Debian's npm would conflict with it).
+if ! command -v npm >/dev/null; then packages+=(npm); fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -2,11 +2,11 @@
 
 #include <dirent.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <sstream>
 #include <string>
 
@@ -15,16 +15,15 @@
 namespace turnstiled::metrics {
 namespace {
 
-// The system's boot time, seconds since the epoch ("btime" in /proc/stat).
+// The system's boot time, seconds since the epoch: the wall clock minus the time since boot.
+// (Not /proc/stat's btime: a hardened unit's ProcSubset=pid hides that file.)
 double BootTime() {
-  std::ifstream in("/proc/stat");
-  std::string key;
-  double value = 0;
-  while (in >> key) {
-    if (key == "btime" && in >> value) return value;
-    in.ignore(1 << 20, '\n');
-  }
-  return 0;
+  timespec real{};
+  timespec boot{};
+  if (::clock_gettime(CLOCK_REALTIME, &real) != 0 || ::clock_gettime(CLOCK_BOOTTIME, &boot) != 0)
+    return 0;
+  return static_cast<double>(real.tv_sec - boot.tv_sec) +
+         static_cast<double>(real.tv_nsec - boot.tv_nsec) / 1e9;
 }
 
 }  // namespace

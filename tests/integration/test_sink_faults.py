@@ -160,7 +160,8 @@ def test_a_sink_down_longer_than_max_poll_interval_pauses_fetching_and_loses_not
         assert text.count("partitions assigned") == 1, text[-3000:]
         assert "maximum poll interval" not in text.lower(), text[-3000:]
         print(f"peak RSS while the sink was down: {peak:.0f} MB (bound {RSS_BOUND_MB} MB)")
-        assert peak < RSS_BOUND_MB, peak
+        if SLOW == 1:  # a sanitizer's shadow memory and quarantine are not the daemon's
+            assert peak < RSS_BOUND_MB, peak
         # The windows still open at the stop were checkpointed; a bounded run closes them.
         final = run(["run", "-c", cfg, "--available-now"])
         (tmp_path / "final.log").write_text(final.stderr)
