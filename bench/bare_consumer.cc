@@ -62,7 +62,8 @@ rd_kafka_conf_t* MakeConf(const Args& args) {
       {"fetch.wait.max.ms", "100"},
       {"fetch.min.bytes", "1"},
       {"queued.min.messages", "200000"},
-      {"fetch.max.bytes", "67108864"},
+      {"queued.max.messages.kbytes", "16384"},
+      {"fetch.max.bytes", "16777216"},
       {"max.partition.fetch.bytes", "4194304"},
       {"client.id", "turnstiled-bare-consumer"},
   };
