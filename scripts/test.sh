@@ -2,8 +2,11 @@
 # Installs the dependencies, builds, and runs every test:
 #   1. the release build: unit tests and integration tests (real broker, kcat, Python client,
 #      PostgreSQL, promtool), all through CTest;
-#   2. the ASan+UBSan build and the TSan build: the same tests again under the sanitizers.
-# Exits non-zero when any test fails. Set TURNSTILED_SKIP_SANITIZERS=1 for a quick local run.
+#   2. the container image: scripts/container-test.sh builds it with podman and runs the demo
+#      and the daemon inside it as a non-root user;
+#   3. the ASan+UBSan build and the TSan build: the same tests again under the sanitizers.
+# Exits non-zero when any test fails. Set TURNSTILED_SKIP_SANITIZERS=1 (and
+# TURNSTILED_SKIP_CONTAINER=1) for a quick local run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
@@ -25,6 +28,10 @@ export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/s
 export LSAN_OPTIONS="suppressions=$PWD/scripts/lsan.supp"
 
 run_preset release
+if [ "${TURNSTILED_SKIP_CONTAINER:-0}" != "1" ]; then
+  echo "=== test: container"
+  bash scripts/container-test.sh
+fi
 if [ "${TURNSTILED_SKIP_SANITIZERS:-0}" != "1" ]; then
   # Under the sanitizers the same tests run on one real week instead of all of them, with
   # deadlines scaled for the slowdown: these runs are about threads and memory, not data.
