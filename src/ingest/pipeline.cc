@@ -90,6 +90,8 @@ Pipeline::Pipeline(const config::Config& config, const RunOptions& options)
     : config_(config), options_(options) {}
 
 Pipeline::~Pipeline() {
+  // The HTTP server's threads call back into this object (readiness, liveness): they go first.
+  http_.reset();
   stop_.store(true);
   sources_done_.store(true);
   for (auto& t : shard_threads_) {
@@ -292,11 +294,16 @@ std::string Pipeline::StuckReason() const {
 }
 
 std::string Pipeline::NotReadyReason() const {
-  for (const auto& s : sources_) {
-    std::string r = s->NotReadyReason();
-    if (!r.empty()) return r;
-  }
-  return writers_->NotReadyReason();
+  // Every reason, not the first: a sink that is down shows even during a rebalance.
+  std::string out;
+  auto add = [&out](const std::string& r) {
+    if (r.empty()) return;
+    if (!out.empty()) out += "; ";
+    out += r;
+  };
+  for (const auto& s : sources_) add(s->NotReadyReason());
+  add(writers_->NotReadyReason());
+  return out;
 }
 
 void Pipeline::ShardLoop(int index) {

@@ -190,9 +190,13 @@ def test_postgres_down_for_ten_seconds_mid_stream_loses_nothing(tmp_path, broker
 
         pg.stop("fast")
         down = time.monotonic()
-        wait_for(lambda: scrape(port, "/readyz")[0] == 503, 30, "/readyz to report 503", proc)
+
+        def names_the_sink():
+            status, body = scrape(port, "/readyz")
+            return status == 503 and "warehouse" in body
+
+        wait_for(names_the_sink, 30, "/readyz to report 503 naming the sink", proc)
         status, body = scrape(port, "/readyz")
-        assert "warehouse" in body, body
         assert pg.password not in body
         wait_for(lambda: sink_up(port) == 0, 30, 'turnstiled_sink_up{sink="warehouse"} 0', proc)
         # Fetching pauses while the sink is down, rather than reading what cannot be written.
