@@ -28,8 +28,8 @@ void Log(LogLevel level, std::string_view component, std::string_view msg,
          const std::vector<LogField>& fields);
 
 // A line of a library's own (librdkafka's log callback): the same text (numbers aside) from the
-// same facility within 10 s is counted rather than printed (a broker that is down repeats itself every
-// second), and the next one printed says how many were held back (`repeated=N`).
+// same facility within 10 s is counted rather than printed (a broker that is down repeats itself
+// every second), and the next one printed says how many were held back (`repeated=N`).
 void LogLibraryLine(LogLevel level, std::string_view component, std::string_view facility,
                     std::string_view text);
 
