@@ -15,13 +15,19 @@
 //
 // Exit codes: 0 done; 1 runtime failure; 2 usage error; 78 config error (EX_CONFIG).
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <systemd/sd-daemon.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -44,6 +50,27 @@ struct Control {
   std::mutex mu;
   ingest::Pipeline* pipeline = nullptr;  // guarded by mu; set once built
 };
+
+// sd_notify() blocks while the supervisor's socket queue is full (net.unix.max_dgram_qlen, often
+// 10 messages); a daemon must never wait on its supervisor, least of all while stopping. This
+// sends without blocking: a message that does not fit is dropped, and the next WATCHDOG=1 comes
+// a quarter period later.
+void Notify(const char* state) {
+  const char* path = std::getenv("NOTIFY_SOCKET");
+  if (path == nullptr || (path[0] != '/' && path[0] != '@')) return;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const size_t len = std::strlen(path);
+  if (len >= sizeof addr.sun_path) return;
+  std::memcpy(addr.sun_path, path, len);
+  if (path[0] == '@') addr.sun_path[0] = '\0';  // the abstract namespace
+  const int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return;
+  (void)sendto(fd, state, std::strlen(state), MSG_DONTWAIT | MSG_NOSIGNAL,
+               reinterpret_cast<const sockaddr*>(&addr),
+               static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len));
+  close(fd);
+}
 
 // Tells systemd the pipeline is ready, once, and keeps its watchdog fed while the pipeline's
 // threads loop. Runs until `done`.
@@ -98,12 +125,12 @@ class Lifecycle {
       }
       if (!ready && p_->NotReadyReason().empty()) {
         ready = true;
-        sd_notify(0, "READY=1");
+        Notify("READY=1");
         Log(LogLevel::kInfo, "run", "ready");
       }
       const std::string stuck = p_->StuckReason();
       if (stuck.empty()) {
-        if (watchdog_.count() > 0) sd_notify(0, "WATCHDOG=1");
+        if (watchdog_.count() > 0) Notify("WATCHDOG=1");
       } else if (stuck != stuck_logged) {
         Log(LogLevel::kError, "run", "pipeline stuck; the watchdog is no longer fed",
             {{"reason", stuck}});
@@ -151,9 +178,9 @@ int RunPipeline(const config::Config& cfg, ingest::RunOptions options) {
         continue;
       }
       Log(LogLevel::kInfo, "run", "stopping", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
-      sd_notify(0, "STOPPING=1");
       control.stop.store(true);
       if (control.pipeline != nullptr) control.pipeline->RequestStop();
+      Notify("STOPPING=1");
     }
   });
   auto stop_signal_thread = [&] {

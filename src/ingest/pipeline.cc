@@ -230,11 +230,12 @@ std::vector<std::pair<std::string_view, std::string>> Pipeline::ProgressFields()
     const double v = g->Value();
     if (v > 0 && (low == 0 || v < low)) low = v;
   }
+  std::string iso = "none";  // no window has been judged yet
   if (low > 0) {
-    std::string iso;
+    iso.clear();
     base::AppendIsoUtc(static_cast<int64_t>(low * 1000), &iso);
-    out.emplace_back("watermark", iso);
   }
+  out.emplace_back("watermark", iso);
   double lag = 0;
   for (const auto& family : m.consumer_lag->Collect()) {
     for (const auto& metric : family.metric) lag += metric.gauge.value;

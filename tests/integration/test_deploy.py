@@ -23,6 +23,7 @@ import signal
 import socket
 import struct
 import subprocess
+import threading
 import time
 
 import pytest
@@ -153,33 +154,45 @@ def unit_sandbox():
 
 
 class NotifySocket:
-    """A stand-in for systemd's notification socket: collects messages with their sender pid."""
+    """A stand-in for systemd's notification socket: collects messages with their sender pid.
+    Like systemd, it reads all the time (a thread), so the socket's small queue never fills."""
 
     def __init__(self, path):
         self.path = str(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self.sock.setblocking(False)
+        self.sock.settimeout(0.1)
         self.messages = []  # (pid, "READY=1")
+        self.lock = threading.Lock()
+        self.closed = False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
 
-    def poll(self):
-        while True:
+    def _read(self):
+        while not self.closed:
             try:
                 data, anc, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(12))
-            except BlockingIOError:
-                return self.messages
+            except (socket.timeout, OSError):
+                continue
             pid = None
             for level, kind, payload in anc:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
                     pid = struct.unpack("iII", payload[:12])[0]
-            for line in data.decode().splitlines():
-                self.messages.append((pid, line))
+            with self.lock:
+                for line in data.decode().splitlines():
+                    self.messages.append((pid, line))
+
+    def poll(self):
+        with self.lock:
+            return list(self.messages)
 
     def has(self, message):
         return any(m == message for _, m in self.poll())
 
     def close(self):
+        self.closed = True
+        self.thread.join()
         self.sock.close()
 
 

@@ -4,7 +4,8 @@ manager and a load balancer see them.
 - /readyz is 503 while no broker is reachable (and /healthz 200), 200 once partitions are
   assigned, and 503 again when a sink goes down.
 - A test playing systemd (its own NOTIFY_SOCKET and WATCHDOG_USEC) sees READY=1 only after the
-  assignment, WATCHDOG=1 at least every half interval, and STOPPING=1 on SIGTERM.
+  assignment, WATCHDOG=1 at least every half interval, and STOPPING=1 on SIGTERM. One that
+  never reads its socket cannot hold up a stop.
 - SIGTERM during start-up (--available-now waiting for an unreachable broker) ends the run at
   once; SIGHUP reopens the dead-letter file after logrotate moved it.
 - Every documented exit code: 0 done, 1 runtime failure, 2 usage error, 78 config error.
@@ -143,6 +144,30 @@ def test_systemd_sees_ready_after_assignment_the_watchdog_and_stopping(tmp_path,
     gaps = [b - a for a, b in zip(beats, beats[1:])]
     assert max(gaps) <= watchdog_s / 2 * SLOW, gaps
     assert any(line == "STOPPING=1" for _, line, _ in messages), messages
+
+
+def test_a_supervisor_that_never_reads_cannot_hold_up_a_stop(tmp_path, broker):
+    """The notification socket's queue holds a handful of datagrams (net.unix.max_dgram_qlen).
+    With a fast watchdog and nobody reading, it fills within a second; WATCHDOG=1 and
+    STOPPING=1 must not block the daemon, so SIGTERM still ends the run."""
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    env = {**os.environ, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "200000"}
+    port = free_port()
+    cfg = write_config(tmp_path, broker.address, port)
+    log = tmp_path / "run.log"
+    try:
+        with background(["run", "-c", cfg], log, env=env) as proc:
+            wait_for(lambda: probe(port, "/readyz")[0] == 200, 60 * SLOW, "ready", proc)
+            queue_len = int(open("/proc/sys/net/unix/max_dgram_qlen").read())
+            time.sleep(0.05 * (queue_len + 10))  # twice past a full queue at 50 ms a beat
+            assert proc.poll() is None, log.read_text()[-2000:]
+            assert probe(port, "/healthz")[0] == 200, log.read_text()[-2000:]
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=30 * SLOW) == 0, log.read_text()[-2000:]
+    finally:
+        sock.close()
 
 
 def test_sigterm_during_start_up_ends_the_run(tmp_path):
