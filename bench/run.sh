@@ -3,14 +3,24 @@
 #
 #   bash bench/run.sh [--build-dir DIR] [--no-build] [--repeat N] [--kafka-weeks N]
 #
+# Prerequisites: the build's (scripts/install-deps.sh), zstd and awk; for the peers, node and
+# npm (DuckDB, @duckdb/node-api, installed into the temp dir or TURNSTILED_DUCKDB_NODE_DIR)
+# and Debian's python3-pandas (apt-get install -y python3-pandas). A missing peer is skipped.
+#
 # Checkpoints: bench/checkpoint.cc times the export, encoding and write of 1 M open windows.
 # File path: the real MTA weeks (../shared/data/mta beside the repository) through
 #   `turnstiled run` with a file source, cumulative counters, 4 h tumbling windows,
 #   America/New_York, from plain text (decompressed into a temp dir first) and from .zst,
-#   next to `zstd -dc` of the same files alone.
+#   next to `zstd -dc` of the same files alone. The whole lake job (7 weeks 2024, .zst in,
+#   file sink with zstd, default layout) against the peers bench/peers/duckdb.mjs (DuckDB,
+#   SQL window functions, 2 threads, reading the .zst itself) and bench/peers/pandas_peer.py
+#   (pandas, plain text), which compute the same rows; their row count and sums are checked
+#   against the lake's.
 # Kafka path: `turnstiled broker --partitions 6`, `turnstiled produce --replay` of the first
 #   --kafka-weeks 2024 weeks, then, on the same topic, the bare librdkafka counting consumer
 #   (bench/bare_consumer.cc) and `turnstiled run --available-now` with 2 consumer threads.
+# RSS per open window: 10k, 100k and 1M open (station, window) aggregates from generated
+#   records (`turnstiled produce --generate --dry-run`), RSS while they are open and at peak.
 #
 # Each case runs --repeat times (default 3); the table shows the median and the best.
 # CPU is user+sys of the measured process and all its threads (wait4 rusage).
@@ -30,7 +40,7 @@ while [[ $# -gt 0 ]]; do
     --no-build) do_build=0; shift ;;
     --repeat) repeat=$2; shift 2 ;;
     --kafka-weeks) kafka_weeks=$2; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -133,6 +143,13 @@ file_sink='sinks:
 stdout_sink='sinks:
   - name: console
     type: stdout'
+# The data lake as shipped: zstd files, the default layout (partition_by left out).
+lake_sink='sinks:
+  - name: lake
+    type: file
+    path: ${BENCH_OUT}/lake
+    format: csv
+    compression: zstd'
 
 # ---------------------------------------------------------------- file path
 
@@ -165,6 +182,8 @@ write_config "$(file_source "$tmp/plain/turnstile_24*.txt")" "$file_sink" "$tmp/
 write_config "$(file_source "$tmp/zst-2024/turnstile_*.txt.zst")" "$file_sink" "$tmp/zst-2024.yaml"
 write_config "$(file_source "$tmp/plain/turnstile_24*.txt")" "$stdout_sink" \
   "$tmp/plain-2024-stdout.yaml"
+write_config "$(file_source "$tmp/zst-2024/turnstile_*.txt.zst")" "$lake_sink" \
+  "$tmp/zst-2024-lake.yaml"
 
 # run_file CASE RECORDS CONFIG [> FILE]: one file-source run per repeat, fresh output dir.
 run_file() {
@@ -207,33 +226,63 @@ measure zstd-dc-2024 "$recs_2024" -- sh -c 'zstd -qdc "$@" > /dev/null' sh \
   "${zst_2024[@]}"
 run_file file-plain-2024-stdout "$recs_2024" "$tmp/plain-2024-stdout.yaml"
 
-# pandas groupby reference, only where pandas is already installed.
-pandas_note="pandas: skipped (python3 has no pandas module; install python3-pandas to compare)"
-if command -v python3 > /dev/null && python3 -c 'import pandas' 2> /dev/null; then
-  cat > "$tmp/pandas_groupby.py" << 'EOF'
-import sys
-import pandas as pd
+run_file file-zst-2024-lake "$recs_2024" "$tmp/zst-2024-lake.yaml"
 
-frames = [pd.read_csv(p, dtype=str) for p in sys.argv[1:]]
-df = pd.concat(frames, ignore_index=True)
-df.columns = [c.strip() for c in df.columns]
-t = pd.to_datetime(df["DATE"] + " " + df["TIME"], format="%m/%d/%Y %H:%M:%S")
-df["t"] = t.dt.tz_localize("America/New_York", ambiguous="NaT", nonexistent="NaT").dt.tz_convert("UTC")
-df["device"] = df["C/A"] + "+" + df["UNIT"] + "+" + df["SCP"]
-df["ENTRIES"] = df["ENTRIES"].astype("int64")
-df["EXITS"] = df["EXITS"].astype("int64")
-df = df.sort_values(["device", "t"], kind="stable")
-df = df[~df.duplicated(["device", "t"])]
-for c in ("ENTRIES", "EXITS"):
-    d = df.groupby("device")[c].diff().abs()
-    df[c + "_d"] = d.where(d <= 10000, 0).fillna(0)
-df["window_start"] = df["t"].dt.floor("4h")
-out = df.groupby(["STATION", "window_start"]).agg(
-    entries=("ENTRIES_d", "sum"), exits=("EXITS_d", "sum"), events=("t", "size"))
-print(len(out), file=sys.stderr)
-EOF
-  measure pandas-2024 "$recs_2024" -- python3 "$tmp/pandas_groupby.py" "$tmp"/plain/turnstile_24*.txt
-  pandas_note=""
+# lake_sums DIR: "rows entries exits events" of the CSV files (plain or .zst) under DIR.
+# Every row is in one file (docs/SINKS.md). Columns are found by the header each file starts
+# with, counted from the right, so a quoted station with a comma does not shift them.
+lake_sums() {
+  find "$1" -type f -name 'part-*' ! -name '.*' -print0 | sort -z |
+    xargs -0 -r sh -c 'for f; do case $f in *.zst) zstd -qdc "$f" ;; *) cat "$f" ;; esac; done' sh |
+    awk -F, '$1 == "station" { h = NF; for (i = 1; i <= NF; i++) c[$i] = i; next }
+      { o = NF - h; n++; e += $(c["entries"] + o); x += $(c["exits"] + o); v += $(c["events"] + o) }
+      END { printf "%d %d %d %d\n", n, e, x, v }'
+}
+lake_sum=$(lake_sums "$tmp/out/file-zst-2024-lake.$repeat/lake")
+read -r lake_rows lake_entries lake_exits lake_events <<< "$lake_sum"
+
+# peer_check NAME LOG: compares the peer's "rows= entries= exits= events=" line with the
+# lake's; prints WARNING lines (the benchmark goes on).
+peer_notes=""
+peer_check() {
+  local line k want got
+  line=$(grep -E "^$1 wall=" "$2" | tail -1)
+  for k in rows entries exits events; do
+    got=$(tr ' ' '\n' <<< "$line" | awk -F= -v k="$k" '$1 == k { print $2 }')
+    case $k in
+      rows) want=$lake_rows ;; entries) want=$lake_entries ;;
+      exits) want=$lake_exits ;; events) want=$lake_events ;;
+    esac
+    [[ "$got" == "$want" ]] ||
+      peer_notes+="WARNING: $1 $k=$got, turnstiled's lake (file-zst-2024-lake) $k=$want"$'\n'
+  done
+}
+peer_line() { grep -E "^$1 wall=" "$2" | tail -1 | sed -E 's/^[a-z]+ //'; }
+
+# DuckDB: @duckdb/node-api from npm, into the temp dir (or an existing npm prefix).
+duckdb_note="duckdb: skipped (needs node and npm)"
+duckdb_dir="${TURNSTILED_DUCKDB_NODE_DIR:-$tmp/npm}"
+if command -v node > /dev/null; then
+  if [[ ! -d "$duckdb_dir/node_modules/@duckdb/node-api" ]] && command -v npm > /dev/null; then
+    say "installing @duckdb/node-api into $duckdb_dir"
+    npm install --prefix "$duckdb_dir" --no-audit --no-fund --loglevel=error @duckdb/node-api \
+      > "$tmp/npm.log" 2>&1 || duckdb_note="duckdb: skipped (npm install failed: $(tail -1 "$tmp/npm.log"))"
+  fi
+  if [[ -d "$duckdb_dir/node_modules/@duckdb/node-api" ]]; then
+    measure duckdb-2024 "$recs_2024" -- node "$repo/bench/peers/duckdb.mjs" \
+      --modules "$duckdb_dir" --threads 2 "${zst_2024[@]}"
+    peer_check duckdb "$tmp/duckdb-2024.$repeat.log"
+    duckdb_note="duckdb: $(peer_line duckdb "$tmp/duckdb-2024.$repeat.log") (its own timer)"
+  fi
+fi
+
+# pandas, where Debian's python3-pandas is installed (plain text in: it has no zstd reader).
+pandas_note="pandas: skipped (/usr/bin/python3 has no pandas module; apt-get install -y python3-pandas)"
+if [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import pandas' 2> /dev/null; then
+  measure pandas-2024 "$recs_2024" -- /usr/bin/python3 "$repo/bench/peers/pandas_peer.py" \
+    "$tmp"/plain/turnstile_24*.txt
+  peer_check pandas "$tmp/pandas-2024.$repeat.log"
+  pandas_note="pandas: $(peer_line pandas "$tmp/pandas-2024.$repeat.log") (its own timer, after the import)"
 fi
 
 # ---------------------------------------------------------------- Kafka path
@@ -308,6 +357,58 @@ for ((i = 1; i <= repeat; i++)); do
   done
 done
 
+# ---------------------------------------------------------------- RSS per open window
+
+# `turnstiled run` with a file source holds every window open until the end of its input
+# (SPEC §4), so N distinct (station, 4 h window) pairs in the input are N open windows at the
+# end. The input: `turnstiled produce --generate --dry-run` records, one device kept per
+# station, so one record per open window. Two figures per N:
+#   open: VmRSS of the daemon while all N windows are open. The input is a FIFO that this
+#     script holds open after writing every record, so the input has not ended; it reads
+#     /proc/PID/status once VmRSS has settled, then closes the FIFO.
+#   peak: max RSS (bench/timed.cc) of the whole run, including the final emit of all N rows.
+# bytes per open window = (RSS at N - RSS at 100 windows) / (N - 100); N from the log's
+# "input complete ... windows=" line. The per-station and per-device state (one device per
+# station: 10k stations for 10k windows, 100k for 100k and 1M) is part of it.
+rss_notes=()
+rss_case() {
+  local name=$1 stations=$2 windows=$3
+  local in="$tmp/rss-$name.csv" fifo="$tmp/rss-$name.fifo" log="$tmp/rss-$name.log"
+  "$bin" produce --generate --stations "$stations" --count $((windows * 12)) --dry-run \
+    2> /dev/null | cut -f2 |
+    awk -F, '!($4 in s) { s[$4] = $1 FS $2 FS $3 } s[$4] == $1 FS $2 FS $3' |
+    head -n "$windows" > "$in" || true
+  mkfifo "$fifo"
+  write_config "$(file_source "$fifo")" "$stdout_sink" "$tmp/rss-$name.yaml"
+  BENCH_OUT="$tmp/out/rss-$name" "$timed" "$tmp/rss-$name.t" "$bin" run -c "$tmp/rss-$name.yaml" \
+    > /dev/null 2> "$log" &
+  local tpid=$! dpid="" i rss last=""
+  exec {fd}> "$fifo"
+  cat "$in" >&"$fd"
+  # The file source hands on whole 1 MiB chunks: 50,000 header lines (3.3 MiB, skipped
+  # wherever they appear, SPEC §3) push every record through while the input stays open.
+  yes 'C/A,UNIT,SCP,STATION,LINENAME,DIVISION,DATE,TIME,DESC,ENTRIES,EXITS' |
+    head -n 50000 >&"$fd" || true
+  for ((i = 0; i < 50; i++)); do
+    [[ -n "$dpid" ]] || dpid=$(cat "/proc/$tpid/task/$tpid/children" 2> /dev/null | awk '{print $1}')
+    rss=$(awk '$1 == "VmRSS:" { print $2 }' "/proc/$dpid/status" 2> /dev/null || true)
+    [[ -n "$rss" && "$rss" == "$last" && $i -ge 5 ]] && break
+    last=$rss
+    sleep 0.2
+  done
+  exec {fd}>&-
+  wait "$tpid" || { echo "bench/run.sh: rss case $name failed:" >&2; tail -5 "$log" >&2; exit 1; }
+  local n
+  n=$(grep -F 'msg="input complete"' "$log" | sed -E 's/.* windows=([0-9]+).*/\1/')
+  echo "$name $n ${rss:-0} $(field maxrss_kb "$tmp/rss-$name.t")" >> "$tmp/rss"
+}
+say "RSS per open window (generated stations, 4 h windows, file source from a FIFO)"
+: > "$tmp/rss"
+rss_case base 100 100
+rss_case 10k 10000 10000
+rss_case 100k 100000 100000
+rss_case 1m 100000 1000000
+
 say "done"
 
 # ---------------------------------------------------------------- table
@@ -357,7 +458,9 @@ row file-plain-2024 "2024 weeks only; file sink"
 row file-zst-2024 "as above, from .zst"
 row zstd-dc-2024 "zstd -dc > /dev/null"
 row file-plain-2024-stdout "stdout sink > /dev/null"
-row pandas-2024 "pandas groupby"
+row file-zst-2024-lake "lake job: .zst in, file sink zstd, default layout; $lake_rows rows"
+row duckdb-2024 "DuckDB peer: node, 2 threads, .zst in, the same rows"
+row pandas-2024 "pandas peer: plain text in, the same rows"
 row kafka-bare "bare librdkafka consumer"
 row kafka-turnstiled "turnstiled run --available-now, 2 threads; file sink"
 row kafka-turnstiled-stdout "as above, stdout sink > /dev/null"
@@ -366,6 +469,21 @@ for set in all 2024; do
   echo "from .zst vs zstd -dc ($set): wall rate $(pct "$(get zstd-dc-$set 3)" "$(get file-zst-$set 3)")," \
     "rate per CPU-s $(pct "$(get zstd-dc-$set 5)" "$(get file-zst-$set 5)") (target >= 80%)"
 done
+tl=$(get file-zst-2024-lake 3)
+dl=$(get duckdb-2024 3)
+if [[ -n "$dl" ]]; then
+  echo "lake job (7 weeks 2024, .zst in, file sink with zstd, default layout) vs DuckDB:" \
+    "turnstiled wall $tl s, DuckDB wall $dl s, ratio" \
+    "$(awk -v a="$dl" -v b="$tl" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "-" }')" \
+    "(target >= 10x)"
+else
+  echo "lake job (7 weeks 2024, .zst in, file sink with zstd, default layout) vs DuckDB:" \
+    "turnstiled wall $tl s, DuckDB not run"
+fi
+echo "lake job output: $lake_rows rows, entries=$lake_entries exits=$lake_exits events=$lake_events"
+[[ -z "$duckdb_note" ]] || echo "$duckdb_note"
+[[ -z "$pandas_note" ]] || echo "$pandas_note"
+[[ -z "$peer_notes" ]] || printf '%s' "$peer_notes"
 rb=$(rate "$(get kafka-bare 2)" "$(get kafka-bare 6)")
 rt=$(rate "$(get kafka-turnstiled 2)" "$(get kafka-turnstiled 3)")
 rs=$(rate "$(get kafka-turnstiled 2)" "$(get kafka-turnstiled 6)")
@@ -376,8 +494,22 @@ echo "kafka: turnstiled steady $rs records/s ($(pct "$rs" "$rb") of bare; group 
   "of input, median $(get kafka-turnstiled 6) s) (target >= 90%)"
 rs2=$(rate "$(get kafka-turnstiled-stdout 2)" "$(get kafka-turnstiled-stdout 6)")
 echo "kafka: turnstiled steady, stdout sink $rs2 records/s ($(pct "$rs2" "$rb") of bare)"
-[[ -z "$pandas_note" ]] || echo "$pandas_note"
 [[ -z "$kafka_note" ]] || echo "$kafka_note"
+awk '$1 == "base" { bn = $2; bo = $3; bp = $4; next }
+  { printf "RSS per open window at %s open windows (%s): open %s kB, %.0f B per window;" \
+           " peak with the final emit %s kB, %.0f B per window (target < 100 B at 1M)\n",
+           $2, $1, $3, ($3 - bo) * 1024 / ($2 - bn), $4, ($4 - bp) * 1024 / ($2 - bn) }
+  END { printf "RSS baseline (%d windows): open %s kB, peak %s kB\n", bn, bo, bp }' "$tmp/rss"
+# Emit delay (SPEC §9), where bench/emit_delay.sh is present: its `emit_delay:` line.
+if [[ -f "$repo/bench/emit_delay.sh" ]]; then
+  if bash "$repo/bench/emit_delay.sh" --build-dir "$build" --no-build > "$tmp/emit_delay.out" \
+    2> "$tmp/emit_delay.log"; then
+    grep -E '^emit_delay:' "$tmp/emit_delay.out" || echo "emit_delay: no result line"
+  else
+    echo "emit_delay: bench/emit_delay.sh failed: $(grep -E '^bench/emit_delay.sh:' \
+      "$tmp/emit_delay.log" | tail -1)"
+  fi
+fi
 # Checkpoint cost (SPEC §6): export, encode and write the state of 1 M open windows over 6
 # partitions, into this run's temp dir.
 echo "$("$build/bench/turnstiled_bench_checkpoint" --windows 1000000 --partitions 6 --dir "$tmp/ckpt")"

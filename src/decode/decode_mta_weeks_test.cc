@@ -99,7 +99,10 @@ Tally DecodeWeek(const std::string& path, Decoder* d) {
   std::string last_device;
   std::string_view chunk;
   Record r;
+  auto chunked = Make(config::FormatType::kMtaCsv, "America/New_York");
   while ((*reader)->Next(&chunk)) {
+    // The file source's path, DecodeLines() over the whole chunk, agrees line by line.
+    CheckDecodeLinesMatches(chunked.get(), d, chunk);
     while (!chunk.empty()) {
       const size_t nl = chunk.find('\n');
       const std::string_view line = chunk.substr(0, nl);

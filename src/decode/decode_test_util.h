@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/civil_time.h"
 #include "config/config.h"
@@ -62,6 +63,57 @@ inline Decoded Decode(Decoder* d, std::string_view bytes) {
 inline DecodeStatus Status(Decoder* d, std::string_view bytes) {
   Record r;
   return d->Decode(bytes, &r);
+}
+
+// DecodeLines() of `chunk` must say, line by line, what Decode() of each line says. Returns the
+// number of non-empty lines compared.
+inline size_t CheckDecodeLinesMatches(Decoder* chunked, Decoder* single, std::string_view chunk) {
+  struct Collect final : LineHandler {
+    struct Line {
+      std::string text;
+      int64_t number;
+      Decoded decoded;
+    };
+    std::vector<Line> lines;
+    void OnLine(std::string_view line, int64_t number, DecodeStatus status,
+                const Record& r) override {
+      Decoded d;
+      d.status = status;
+      if (status == DecodeStatus::kOk) {
+        d.station.assign(r.station);
+        d.device.assign(r.device);
+        d.event_ms = r.event_ms;
+        d.entries = r.entries;
+        d.exits = r.exits;
+      }
+      lines.push_back({std::string(line), number, std::move(d)});
+    }
+  } got;
+  const int64_t count = chunked->DecodeLines(chunk, &got);
+  size_t i = 0;
+  int64_t number = 0;
+  std::string_view rest = chunk;
+  while (!rest.empty()) {
+    const size_t nl = rest.find('\n');
+    const std::string_view line = rest.substr(0, nl);
+    rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1);
+    ++number;
+    if (line.empty()) continue;
+    REQUIRE(i < got.lines.size());
+    const auto& g = got.lines[i++];
+    const Decoded want = Decode(single, line);
+    CHECK(g.text == line);
+    CHECK(g.number == number);
+    CHECK(g.decoded.status == want.status);
+    CHECK(g.decoded.station == want.station);
+    CHECK(g.decoded.device == want.device);
+    CHECK(g.decoded.event_ms == want.event_ms);
+    CHECK(g.decoded.entries == want.entries);
+    CHECK(g.decoded.exits == want.exits);
+  }
+  CHECK(i == got.lines.size());
+  CHECK(count == number);
+  return i;
 }
 
 // Epoch milliseconds of a UTC calendar time.

@@ -35,11 +35,27 @@ inline constexpr int kDecodeStatusCount = 10;
 // "bad_time", "bad_number", "wrong_type"
 const char* Name(DecodeStatus s);
 
+// Receives the lines of a chunk, in order: each non-empty line with its 1-based number in the
+// chunk and what Decode() would say of it. `record` is valid only during the call, and only
+// when `status` is kOk.
+class LineHandler {
+ public:
+  virtual void OnLine(std::string_view line, int64_t line_in_chunk, DecodeStatus status,
+                      const Record& record) = 0;
+
+ protected:
+  ~LineHandler() = default;
+};
+
 class Decoder {
  public:
   virtual ~Decoder() = default;
   // REQUIRES: `out` is not null. On kOk, *out holds the record; otherwise it is unspecified.
   virtual DecodeStatus Decode(std::string_view bytes, Record* out) = 0;
+  // Decodes every line of `chunk` (whole lines; the last may lack its '\n'), as Decode() of
+  // each line would. Empty lines are skipped but counted. Returns the number of lines. The
+  // default splits the lines and calls Decode(); a line-oriented format may do it in one pass.
+  virtual int64_t DecodeLines(std::string_view chunk, LineHandler* handler);
 };
 
 // The one table of formats. Fails only on a bad timezone name.

@@ -19,18 +19,27 @@
 
 namespace turnstiled::decode {
 
-struct LineScan;  // mta_csv.cc
+struct LineScan;    // mta_csv.cc
+struct BlockMasks;  // mta_csv.cc
 
 class MtaCsvDecoder final : public Decoder {
  public:
   MtaCsvDecoder(base::LocalTimeConverter zone, int64_t max_message_bytes);
 
   DecodeStatus Decode(std::string_view bytes, Record* out) override;
+  // One pass over the chunk: a SIMD scan (AVX2 when the CPU has it, else SSE2) finds the
+  // newlines, commas, quotes and non-ASCII bytes of 64 bytes at a time, and each line is
+  // decoded from those positions.
+  int64_t DecodeLines(std::string_view chunk, LineHandler* handler) override;
 
   // True if `line` is a header row: its first field, trimmed and unquoted, is `C/A` or `CA`.
   static bool IsHeader(std::string_view line);
 
  private:
+  // The rest of a line once its commas are known: the common shape goes straight to the
+  // fields, the rare ones (quotes, non-ASCII, leading blanks) to Decode().
+  DecodeStatus DecodeScannedLine(std::string_view line, const LineScan& scan, Record* out);
+  int64_t ScanChunk(std::string_view chunk, LineHandler* handler, BlockMasks (*masks)(const char*));
   // The fast path: an ASCII line without quotes or leading blanks, already split by ScanLine.
   DecodeStatus DecodeScanned(std::string_view line, const LineScan& scan, Record* out);
   // The general path: one trimmed, non-empty, non-header, valid UTF-8 line, quotes allowed.
@@ -45,6 +54,10 @@ class MtaCsvDecoder final : public Decoder {
   // Owned by the calling thread.
   base::LocalTimeConverter zone_;  // caches per-day offsets, hence not const
   std::string device_;             // device of a row whose key fields are quoted; reused
+  // The last DATE field that parsed, and its local civil seconds at midnight.
+  char last_date_[10] = {};
+  size_t last_date_len_ = SIZE_MAX;
+  int64_t last_day_seconds_ = 0;
 };
 
 }  // namespace turnstiled::decode

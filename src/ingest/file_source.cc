@@ -45,6 +45,22 @@ FileSource::FileSource(const IngestContext& ctx, std::unique_ptr<Ingestor> inges
                        std::vector<std::string> files)
     : ctx_(ctx), ingestor_(std::move(ingestor)), files_(std::move(files)) {}
 
+namespace {
+// Hands each decoded line of a chunk to the ingestor, numbered within its file.
+struct Lines final : decode::LineHandler {
+  Lines(Ingestor* ingestor, int32_t slot, int64_t first, PartitionClock* clock)
+      : ingestor_(ingestor), slot_(slot), first_(first), clock_(clock) {}
+  void OnLine(std::string_view line, int64_t line_in_chunk, decode::DecodeStatus status,
+              const decode::Record& record) override {
+    ingestor_->HandleDecoded(line, status, record, slot_, first_ + line_in_chunk, clock_);
+  }
+  Ingestor* const ingestor_;
+  const int32_t slot_;
+  const int64_t first_;  // lines before the chunk
+  PartitionClock* const clock_;
+};
+}  // namespace
+
 void FileSource::Run(const std::atomic<bool>& stop) {
   // Until the end of the input the frontier is unknown, so no window closes early.
   const window::SourceProgress reading{window::kNoTime, false, false};
@@ -71,17 +87,8 @@ void FileSource::Run(const std::atomic<bool>& stop) {
       ingestor_->SetNow(std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count());
-      const char* p = chunk.data();
-      const char* end = p + chunk.size();
-      while (p < end) {
-        const char* nl =
-            static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(end - p)));
-        const char* line_end = nl != nullptr ? nl : end;
-        ++line_no;
-        if (line_end > p)
-          ingestor_->Handle({p, static_cast<size_t>(line_end - p)}, slot, line_no, &clock);
-        p = line_end + 1;
-      }
+      Lines lines{ingestor_.get(), slot, line_no, &clock};
+      line_no += ingestor_->decoder().DecodeLines(chunk, &lines);
       ingestor_->router().Flush(reading);
       ingestor_->PublishMetrics();
     }

@@ -76,10 +76,17 @@ class Ingestor {
   // `append_ms`: the message's Kafka timestamp (the ingest time), or window::kNoTime.
   void Handle(std::string_view bytes, int32_t slot, int64_t offset, PartitionClock* clock,
               int64_t append_ms = window::kNoTime) {
-    ++consumed_;
-    consumed_bytes_ += bytes.size();
     decode::Record rec;
     const decode::DecodeStatus st = decoder_->Decode(bytes, &rec);
+    HandleDecoded(bytes, st, rec, slot, offset, clock, append_ms);
+  }
+
+  // The rest of Handle(), for a record the caller decoded (Decoder::DecodeLines).
+  void HandleDecoded(std::string_view bytes, decode::DecodeStatus st, const decode::Record& rec,
+                     int32_t slot, int64_t offset, PartitionClock* clock,
+                     int64_t append_ms = window::kNoTime) {
+    ++consumed_;
+    consumed_bytes_ += bytes.size();
     if (st != decode::DecodeStatus::kOk) {
       if (st != decode::DecodeStatus::kHeader) Reject(decode::Name(st), st, bytes, slot, offset);
       return;
@@ -124,6 +131,7 @@ class Ingestor {
   }
 
   Router& router() { return router_; }
+  decode::Decoder& decoder() { return *decoder_; }
   // Adds the counts since the last call to the Prometheus counters.
   void PublishMetrics();
 

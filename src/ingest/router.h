@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/hash.h"
 #include "decode/record.h"
 #include "window/batch.h"
 
@@ -33,13 +34,6 @@ struct ShardChannel {
   moodycamel::BlockingConcurrentQueue<window::RecordBatch*> queue;
   std::atomic<int64_t> depth{0};
 };
-
-// FNV-1a: stable, cheap for short station names, and the same in every build.
-inline uint64_t StationHash(std::string_view s) {
-  uint64_t h = 1469598103934665603ULL;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
-  return h;
-}
 
 class Router {
  public:
@@ -53,9 +47,12 @@ class Router {
   // `append_ms`: the record's Kafka message timestamp, or window::kNoTime.
   void Add(const decode::Record& record, std::string_view raw, int32_t partition, int64_t offset,
            int64_t append_ms) {
+    // Hashed once here; the shard looks the station and the device up with these hashes.
+    const uint64_t station_hash = base::StringHash(record.station);
+    // The high half picks the shard, so the shard's own tables still see every low bit vary.
     const size_t shard = shards_.size() == 1 ? 0
                          : by_partition_     ? ShardOf(partition)
-                                             : StationHash(record.station) % shards_.size();
+                                             : (station_hash >> 32) % shards_.size();
     window::RecordBatch* b = pending_[shard];
     if (b == nullptr) b = pending_[shard] = Take();
     window::RoutedRecord& r = b->records.emplace_back();
@@ -63,6 +60,8 @@ class Router {
     r.station_len = static_cast<uint32_t>(record.station.size());
     r.device_off = b->Append(record.device);
     r.device_len = static_cast<uint32_t>(record.device.size());
+    r.station_hash = station_hash;
+    r.device_hash = base::StringHash(record.device);
     if (keep_raw_) {
       r.raw_off = b->Append(raw);
       r.raw_len = static_cast<uint32_t>(raw.size());

@@ -11,8 +11,7 @@
 namespace turnstiled::window {
 
 namespace {
-// Debian's abseil has its own string_view type; the maps look keys up through it.
-absl::string_view Key(std::string_view s) { return {s.data(), s.size()}; }
+base::Prehashed Key(std::string_view s) { return {s, base::StringHash(s)}; }
 
 // |a - b|, or UINT64_MAX when a - b does not fit in an int64 (then it is above any max_delta).
 uint64_t AbsDelta(int64_t a, int64_t b) {
@@ -56,11 +55,11 @@ Shard::Shard(int id, const ShardOptions& options, ShardOutput* output)
       output_(output),
       sources_(static_cast<size_t>(std::max(1, options.num_sources))) {}
 
-uint32_t Shard::StationId(std::string_view station) {
-  auto it = station_ids_.find(Key(station));
+uint32_t Shard::StationId(base::Prehashed station) {
+  auto it = station_ids_.find(station);
   if (it != station_ids_.end()) return it->second;
   const auto id = static_cast<uint32_t>(station_names_.size());
-  station_names_.emplace_back(station);
+  station_names_.emplace_back(station.s);
   station_slot_.push_back(-1);
   station_ids_.emplace(station_names_.back(), id);
   return id;
@@ -112,11 +111,16 @@ void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
   slot_known_[static_cast<size_t>(r.partition)] = true;
   int64_t entries = r.entries;
   int64_t exits = r.exits;
+  constexpr uint32_t kNoStation = UINT32_MAX;
+  uint32_t station = kNoStation;
   if (options_.counters == config::CounterMode::kCumulative) {
     // SPEC §3: the first reading is the baseline; equal or earlier times are dropped without
     // moving it; otherwise |delta| counts unless it exceeds max_delta (a reset), and the
     // baseline moves either way.
-    auto [it, inserted] = devices_.try_emplace(Key(batch.Device(r)));
+    const std::string_view name = batch.Device(r);
+    auto it = devices_.find(base::Prehashed{name, r.device_hash});
+    const bool inserted = it == devices_.end();
+    if (inserted) it = devices_.emplace(std::string(name), Device{}).first;
     Device& d = it->second;
     if (inserted) {
       entries = 0;
@@ -141,10 +145,12 @@ void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
     d.t0 = r.event_ms;
     d.e0 = r.entries;
     d.x0 = r.exits;
-    if (inserted || d.slot != r.partition) {
+    // The device remembers its station: comparing the name is cheaper than looking it up.
+    if (inserted || d.slot != r.partition || station_names_[d.station] != batch.Station(r)) {
       d.slot = r.partition;
-      d.station = StationId(batch.Station(r));
+      d.station = StationId({batch.Station(r), r.station_hash});
     }
+    station = d.station;
   }
   // A late reading still moved its device's baseline above: its interval belongs to a
   // window that is already out, and must not leak into the next one.
@@ -154,7 +160,7 @@ void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
     output_->Dropped(DropReason::kLate, batch, r);
     return;
   }
-  const uint32_t station = StationId(batch.Station(r));
+  if (station == kNoStation) station = StationId({batch.Station(r), r.station_hash});
   if (options_.detect_conflicts) {
     int32_t& owner = station_slot_[station];
     if (owner < 0) {
@@ -279,15 +285,18 @@ void Shard::Restore(int32_t slot, const PartitionState& state) {
   slot_closed_[static_cast<size_t>(slot)] = state.closed_through;
   slot_known_[static_cast<size_t>(slot)] = true;
   for (const DeviceState& ds : state.devices) {
-    Device& d = devices_[Key(ds.device)];
+    const base::Prehashed key = Key(ds.device);
+    auto it = devices_.find(key);
+    if (it == devices_.end()) it = devices_.emplace(std::string(ds.device), Device{}).first;
+    Device& d = it->second;
     d.t0 = ds.t0;
     d.e0 = ds.e0;
     d.x0 = ds.x0;
     d.slot = slot;
-    d.station = StationId(ds.station);
+    d.station = StationId(Key(ds.station));
   }
   for (const WindowState& ws : state.windows) {
-    const uint32_t station = StationId(ws.station);
+    const uint32_t station = StationId(Key(ws.station));
     if (options_.detect_conflicts && station_slot_[station] < 0) station_slot_[station] = slot;
     auto [it, inserted] = BucketFor(ws.start_ms)->try_emplace(station);
     Agg& a = it->second;

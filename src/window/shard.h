@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "base/hash.h"
 #include "config/config.h"
 #include "window/assigner.h"
 #include "window/batch.h"
@@ -122,7 +123,7 @@ class Shard {
   using Bucket = absl::flat_hash_map<uint32_t, Agg>;  // station id -> window aggregate
 
   void Add(const RecordBatch& batch, const RoutedRecord& r);
-  uint32_t StationId(std::string_view station);
+  uint32_t StationId(base::Prehashed station);
   // Makes `slot` known: its closed-through mark starts at the watermark, its source name is
   // looked up once.
   void AddSlot(int32_t slot);
@@ -147,7 +148,7 @@ class Shard {
   ShardOutput* const output_;  // borrowed; must outlive *this
 
   // Owned by the shard thread.
-  absl::flat_hash_map<std::string, uint32_t> station_ids_;
+  absl::flat_hash_map<std::string, uint32_t, base::PrehashedHash, base::PrehashedEq> station_ids_;
   std::vector<std::string> station_names_;
   std::vector<int32_t> station_slot_;  // by station id: the partition that first fed it
   // By slot: how far that partition's windows are closed (only grows, except on restore), and
@@ -157,7 +158,7 @@ class Shard {
   std::vector<std::string> slot_names_;
   bool conflict_logged_ = false;
   bool saturation_logged_ = false;
-  absl::flat_hash_map<std::string, Device> devices_;
+  absl::flat_hash_map<std::string, Device, base::PrehashedHash, base::PrehashedEq> devices_;
   std::map<int64_t, Bucket> buckets_;  // by window start; node pointers stay valid
   int64_t cached_start_ = kNoTime;
   Bucket* cached_bucket_ = nullptr;

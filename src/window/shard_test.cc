@@ -48,6 +48,8 @@ struct Feed {
     r.station_len = static_cast<uint32_t>(station.size());
     r.device_off = batch.Append(device);
     r.device_len = static_cast<uint32_t>(device.size());
+    r.station_hash = base::StringHash(station);
+    r.device_hash = base::StringHash(device);
     r.offset = next_offset++;
     r.partition = partition;
     r.event_ms = t;
