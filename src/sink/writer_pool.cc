@@ -223,7 +223,11 @@ void WriterPool::Run(Writer* w) {
   uint64_t written_seq = 0;  // highest seq written but not yet flushed
   size_t unflushed_rows = 0;
   std::vector<std::pair<Clock::time_point, int64_t>> unflushed_emits;  // emitted, append_ms
-  auto last_flush = Clock::now();
+  // When the oldest item written since the last flush was taken off the queue; meaningful only
+  // while `pending()`.
+  auto pending_since = Clock::now();
+  // Something was written (or a flush request covers something) that is not acknowledged yet.
+  auto pending = [&] { return unflushed_rows > 0 || written_seq > w->acked.load(); };
 
   uint64_t bytes_seen = 0;
   uint64_t files_seen = 0;
@@ -257,48 +261,57 @@ void WriterPool::Run(Writer* w) {
     }
     unflushed_rows = 0;
     unflushed_emits.clear();
-    last_flush = now;
     std::lock_guard<std::mutex> lock(w->mu);
     w->acked.store(std::max(w->acked.load(), written_seq));
     w->cv.notify_all();
     return true;
   };
 
+  // Flush on close: a submission is flushed as soon as the queue behind it is empty, so a closed
+  // window waits for no timer. Under load the queue is rarely empty and the writer keeps
+  // writing: it flushes at `batch_rows`, or once the oldest unflushed item has waited
+  // `flush_every`, or when the queue runs dry, whichever comes first. A submission is never
+  // split between flushes (a file sink gets all of a file's rows in one flush).
   for (;;) {
     Item item;
-    bool have = false;
+    bool idle_flush = false;
     {
       std::unique_lock<std::mutex> lock(w->mu);
-      const auto due = last_flush + flush_every;
-      w->cv.wait_until(lock, due, [&] { return !w->queue.empty() || stopping_.load(); });
+      if (w->queue.empty() && !stopping_.load() && !pending()) {
+        w->cv.wait(lock, [&] { return !w->queue.empty() || stopping_.load(); });
+      }
       if (!w->queue.empty()) {
         item = std::move(w->queue.front());
         w->queue.pop_front();
-        have = true;
         if (w->metrics != nullptr)
           w->metrics->queue_depth->Set(static_cast<double>(w->queue.size()));
         w->cv.notify_all();
       } else if (stopping_.load()) {
         break;
+      } else {
+        idle_flush = true;  // nothing more queued: make what was written durable now
       }
     }
+    if (idle_flush) {
+      if (!flush()) break;
+      continue;
+    }
+    if (!pending()) pending_since = Clock::now();
     bool force = false;
-    if (have && item.rows != nullptr) {
+    if (item.rows != nullptr) {
       if (!item.rows->empty()) {
         if (!Retry(w, "write", item.rows->size(), [&] { return sink.Write(*item.rows); })) break;
         unflushed_rows += item.rows->size();
         unflushed_emits.emplace_back(item.emitted, item.append_ms);
       }
       written_seq = std::max(written_seq, item.seq);
-    } else if (have) {
-      force = true;  // Drain()
+    } else {
+      force = true;  // Drain() or RequestFlush()
       written_seq = std::max(written_seq, std::min(item.seq, submitted_.load()));
     }
-    const bool due = Clock::now() >= last_flush + flush_every;
-    if (force || unflushed_rows >= batch_rows || (due && written_seq > w->acked.load())) {
+    if (force || unflushed_rows >= batch_rows ||
+        (pending() && Clock::now() >= pending_since + flush_every)) {
       if (!flush()) break;
-    } else if (due) {
-      last_flush = Clock::now();
     }
   }
   // Stopping: make what was written durable, then close.

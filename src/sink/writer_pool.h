@@ -1,16 +1,18 @@
 // WriterPool: one writer thread per sink, with the retry, batching and timing every sink
 // shares (STYLE: they live here once, not in each sink).
 //
-// Shards Submit() batches of rows; each sink's thread Write()s them and Flush()es every
-// FlushPeriod() or `batch_rows`, whichever comes first (that is also how files roll by age:
-// every flush closes every file it writes). A retryable failure (Status::IsRetryable) of an
-// open, write or flush is retried with capped exponential backoff and jitter (100 ms doubling
-// up to 5 s, each wait drawn from its upper half) until it succeeds or the pool stops: rows are
-// never dropped, and a sink that is down holds its queue, which fills, which blocks Submit(),
-// which stalls the shards, which makes the Kafka sources pause fetching (backpressure, bounded
-// memory). Any other failure is permanent: the sink stops, the failure handler is called once
-// with an error naming the sink, and nothing more is acknowledged, so no offset moves past what
-// the sink wrote.
+// Shards Submit() batches of rows; each sink's thread Write()s them and Flush()es as soon as
+// its queue is empty (flush on close: a closed window waits for no timer), and under load, when
+// the queue never empties, at `batch_rows` or once the oldest unflushed submission has waited
+// FlushPeriod(), whichever comes first (that also bounds how long a file stays open: every flush
+// closes every file it writes). A submission is never split between flushes. A retryable failure
+// (Status::IsRetryable) of an open, write or flush is retried with capped exponential backoff and
+// jitter (100 ms doubling up to 5 s, each wait drawn from its upper half) until it succeeds or the
+// pool stops: rows are never dropped, and a sink that is down holds its queue, which fills, which
+// blocks Submit(), which stalls the shards, which makes the Kafka sources pause fetching
+// (backpressure, bounded memory). Any other failure is permanent: the sink stops, the failure
+// handler is called once with an error naming the sink, and nothing more is acknowledged, so no
+// offset moves past what the sink wrote.
 //
 // A submission is acknowledged when every sink has flushed it: Acked() only grows, and offsets
 // may be committed for what it covers. Thread-safe: Submit() from any shard thread; Drain()
@@ -90,8 +92,9 @@ class WriterPool {
   // "" when every sink is open and its last attempt succeeded; otherwise why not.
   std::string NotReadyReason() const;
 
-  // How long a sink's rows may wait before a flush: `flush_interval`, and for a file sink no
-  // longer than `roll_interval`, so that no file holds a row older than that when it closes.
+  // How long a written submission may wait for a flush while more keeps arriving (the queue
+  // never empties): `flush_interval`, and for a file sink no longer than `roll_interval`. An
+  // idle queue flushes at once, whatever this says.
   static std::chrono::milliseconds FlushPeriod(const config::SinkConfig& config);
 
  private:

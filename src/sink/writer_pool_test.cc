@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <span>
@@ -65,6 +66,31 @@ TEST_CASE("a file closes after roll_interval even when flush_interval is an hour
   const auto files = testing::FilesUnder(dir.path() + "/lake");
   REQUIRE(files.size() == 1);
   CHECK(files[0].string().find("/date=2024-01-06/part-") != std::string::npos);
+  pool.Stop();
+}
+
+TEST_CASE("a closed window is flushed and acknowledged at once, not after flush_interval") {
+  testing::TempDir dir;
+  config::SinkConfig c = FileConfig(dir.path() + "/lake");
+  c.flush_interval = 3600000;  // an hour: a timer-driven flush would never come in the test
+  c.roll_interval = 3600000;
+  c.batch_rows = 1000000;
+  std::vector<WriterPool::Entry> entries;
+  entries.push_back({c, std::make_unique<FileSink>(c)});
+  WriterPool pool(std::move(entries), nullptr);
+  pool.Start();
+
+  auto rows = std::make_shared<std::vector<window::WindowRow>>();
+  rows->push_back(testing::MakeRow("PENN", 1704513600000, 1704528000000));
+  const uint64_t seq = pool.Submit(rows, std::chrono::steady_clock::now());
+  // No Drain(), no RequestFlush(): the writer flushes because nothing more is queued. The bound
+  // only ends a hang (flush_interval is an hour); it asserts nothing about speed.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (pool.Acked() < seq && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  REQUIRE(pool.Acked() >= seq);
+  CHECK(testing::FilesUnder(dir.path() + "/lake").size() == 1);
   pool.Stop();
 }
 
@@ -159,6 +185,108 @@ TEST_CASE("a permanent failure stops the sink once, names it, and acknowledges n
   }
   CHECK(pool.NotReadyReason().find("sink warehouse failed") == 0);
   pool.Stop();
+}
+
+// A sink that records the rows of each flush. Its first Flush() blocks until Release(), so a
+// test can queue submissions behind a busy writer (load) and see how they are batched.
+class GatedSink final : public Sink {
+ public:
+  explicit GatedSink(milliseconds write_takes = milliseconds(0)) : write_takes_(write_takes) {}
+  base::Status Open() override { return {}; }
+  base::Status Write(std::span<const window::WindowRow> rows) override {
+    if (write_takes_.count() > 0) std::this_thread::sleep_for(write_takes_);
+    pending_ += rows.size();
+    return {};
+  }
+  base::Status Flush() override {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (flushes_.empty()) {
+      entered_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return released_; });
+    }
+    flushes_.push_back(pending_);
+    pending_ = 0;
+    return {};
+  }
+  base::Status Close() override { return {}; }
+  // False when no flush began within `timeout` (that only ends a hang).
+  bool WaitEntered(milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return entered_; });
+  }
+  void Release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    released_ = true;
+    cv_.notify_all();
+  }
+  std::vector<size_t> Flushes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return flushes_;
+  }
+
+ private:
+  const milliseconds write_takes_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool entered_ = false;
+  bool released_ = false;
+  std::vector<size_t> flushes_;  // rows per flush, guarded by mu_
+  size_t pending_ = 0;           // writer thread only
+};
+
+// Submits one batch, waits until the writer is blocked in its first flush, queues `queued`
+// more behind it, releases the flush and waits for everything to be acknowledged (no Drain).
+// Returns the rows of each flush.
+std::vector<size_t> FlushesUnderLoad(config::SinkConfig c, int queued, milliseconds write_takes) {
+  std::vector<WriterPool::Entry> entries;
+  auto sink = std::make_unique<GatedSink>(write_takes);
+  GatedSink* raw = sink.get();
+  entries.push_back({c, std::move(sink)});
+  WriterPool pool(std::move(entries), nullptr);
+  pool.Start();
+  pool.Submit(OneRow(), std::chrono::steady_clock::now());
+  // Flushed with nothing queued behind it: the queue is empty.
+  const bool entered = raw->WaitEntered(std::chrono::seconds(10));
+  CHECK(entered);
+  if (!entered) raw->Release();
+  uint64_t last = 0;
+  for (int i = 0; i < queued; ++i) last = pool.Submit(OneRow(), std::chrono::steady_clock::now());
+  raw->Release();
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (pool.Acked() < last && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  CHECK(pool.Acked() >= last);
+  pool.Stop();
+  return raw->Flushes();
+}
+
+config::SinkConfig GatedConfig(int batch_rows, int64_t flush_interval_ms) {
+  config::SinkConfig c;
+  c.name = "warehouse";
+  c.type = config::SinkType::kPostgres;
+  c.batch_rows = batch_rows;
+  c.flush_interval = flush_interval_ms;
+  return c;
+}
+
+TEST_CASE("under load the writer keeps writing and flushes once its queue is empty") {
+  // Three submissions queued behind a busy flush go out together in the next one.
+  CHECK(FlushesUnderLoad(GatedConfig(1000, 3600000), 3, milliseconds(0)) ==
+        std::vector<size_t>{1, 3});
+}
+
+TEST_CASE("under load a flush comes every batch_rows rows") {
+  CHECK(FlushesUnderLoad(GatedConfig(2, 3600000), 5, milliseconds(0)) ==
+        std::vector<size_t>{1, 2, 2, 1});
+}
+
+TEST_CASE("under load no written row waits longer than flush_interval for a flush") {
+  // Each write takes 5 ms, longer than flush_interval: every submission is flushed on its own
+  // although more are queued behind it.
+  CHECK(FlushesUnderLoad(GatedConfig(1000, 1), 3, milliseconds(5)) ==
+        std::vector<size_t>{1, 1, 1, 1});
 }
 
 }  // namespace

@@ -94,8 +94,20 @@ void Shard::NoteConflict(uint32_t station, int32_t slot) {
 
 Shard::Bucket* Shard::BucketFor(int64_t start) {
   if (start == cached_start_) return cached_bucket_;
+  auto it = std::lower_bound(buckets_.begin(), buckets_.end(), start,
+                             [](const OpenWindow& w, int64_t s) { return w.start < s; });
+  if (it == buckets_.end() || it->start != start) {
+    std::unique_ptr<Bucket> b;
+    if (spare_.empty()) {
+      b = std::make_unique<Bucket>();
+    } else {
+      b = std::move(spare_.back());
+      spare_.pop_back();
+    }
+    it = buckets_.insert(it, OpenWindow{start, std::move(b)});
+  }
   cached_start_ = start;
-  cached_bucket_ = &buckets_[start];
+  cached_bucket_ = it->bucket.get();
   return cached_bucket_;
 }
 
@@ -172,8 +184,8 @@ void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
   assigner_.ForEach(r.event_ms, [&](int64_t start) {
     if (closed != kNoTime && start + assigner_.size() <= closed) return;  // closed
     Bucket* bucket = BucketFor(start);
-    auto [it, inserted] = bucket->try_emplace(station);
-    Agg& a = it->second;
+    auto [agg, inserted] = bucket->TryEmplace(station);
+    Agg& a = *agg;
     if (inserted) {
       ++open_windows_;
       a.first_ms = r.event_ms;
@@ -231,13 +243,13 @@ void Shard::Export(const std::vector<int32_t>& slots, std::vector<PartitionState
       p->devices.push_back({station_names_[d.station], key, d.t0, d.e0, d.x0});
     }
   }
-  for (const auto& [start, bucket] : buckets_) {
-    for (const auto& [station, a] : bucket) {
+  for (const OpenWindow& w : buckets_) {
+    w.bucket->ForEach([&](uint32_t station, const Agg& a) {
       if (PartitionState* p = target(a.slot)) {
-        p->windows.push_back(
-            {station_names_[station], start, a.entries, a.exits, a.events, a.first_ms, a.last_ms});
+        p->windows.push_back({station_names_[station], w.start, a.entries, a.exits, a.events,
+                              a.first_ms, a.last_ms});
       }
-    }
+    });
   }
 }
 
@@ -250,20 +262,14 @@ void Shard::Drop(int32_t slot) {
     }
   }
   for (auto b = buckets_.begin(); b != buckets_.end();) {
-    Bucket& bucket = b->second;
-    for (auto it = bucket.begin(); it != bucket.end();) {
-      if (it->second.slot == slot) {
-        bucket.erase(it++);
-        --open_windows_;
-      } else {
-        ++it;
-      }
-    }
+    Bucket& bucket = *b->bucket;
+    open_windows_ -= bucket.EraseIf([slot](uint32_t, const Agg& a) { return a.slot == slot; });
     if (bucket.empty()) {
-      if (cached_start_ == b->first) {
+      if (cached_start_ == b->start) {
         cached_start_ = kNoTime;
         cached_bucket_ = nullptr;
       }
+      spare_.push_back(std::move(b->bucket));
       b = buckets_.erase(b);
     } else {
       ++b;
@@ -298,8 +304,8 @@ void Shard::Restore(int32_t slot, const PartitionState& state) {
   for (const WindowState& ws : state.windows) {
     const uint32_t station = StationId(Key(ws.station));
     if (options_.detect_conflicts && station_slot_[station] < 0) station_slot_[station] = slot;
-    auto [it, inserted] = BucketFor(ws.start_ms)->try_emplace(station);
-    Agg& a = it->second;
+    auto [agg, inserted] = BucketFor(ws.start_ms)->TryEmplace(station);
+    Agg& a = *agg;
     if (inserted) {
       ++open_windows_;
       a.first_ms = ws.first_ms;
@@ -382,17 +388,21 @@ void Shard::CloseThrough(int64_t through) {
     if (slot_known_[s] && (closed == kNoTime || through > closed)) closed = through;
   }
   std::vector<WindowRow> rows;
-  while (!buckets_.empty()) {
-    auto it = buckets_.begin();
-    if (it->first + assigner_.size() > through) break;
-    for (const auto& [station, agg] : it->second) AppendRow(station, it->first, agg, true, &rows);
-    open_windows_ -= it->second.size();
-    if (cached_start_ == it->first) {
+  size_t closed = 0;
+  for (; closed < buckets_.size(); ++closed) {
+    OpenWindow& w = buckets_[closed];
+    if (w.start + assigner_.size() > through) break;
+    w.bucket->ForEach(
+        [&](uint32_t station, const Agg& agg) { AppendRow(station, w.start, agg, true, &rows); });
+    open_windows_ -= w.bucket->size();
+    if (cached_start_ == w.start) {
       cached_start_ = kNoTime;
       cached_bucket_ = nullptr;
     }
-    buckets_.erase(it);
+    w.bucket->Clear();
+    spare_.push_back(std::move(w.bucket));
   }
+  buckets_.erase(buckets_.begin(), buckets_.begin() + static_cast<std::ptrdiff_t>(closed));
   stats_.windows_emitted += rows.size();
   // An empty emit still carries the watermark, so downstream knows how far this shard is.
   output_->Emit(id_, std::move(rows), watermark_, max_append_ms_);
@@ -408,17 +418,17 @@ void Shard::EmitUpdates() {
   // of it goes out again, so the newest copy is whole.
   std::vector<WindowRow> rows;
   std::set<int32_t> changed;
-  for (auto& [start, bucket] : buckets_) {
+  for (OpenWindow& w : buckets_) {
     changed.clear();
-    for (auto& [station, agg] : bucket) {
+    w.bucket->ForEach([&](uint32_t, const Agg& agg) {
       if (agg.dirty) changed.insert(agg.slot);
-    }
+    });
     if (changed.empty()) continue;
-    for (auto& [station, agg] : bucket) {
-      if (changed.count(agg.slot) == 0) continue;
+    w.bucket->ForEach([&](uint32_t station, Agg& agg) {
+      if (changed.count(agg.slot) == 0) return;
       agg.dirty = false;
-      AppendRow(station, start, agg, false, &rows);
-    }
+      AppendRow(station, w.start, agg, false, &rows);
+    });
   }
   if (rows.empty()) return;
   stats_.update_rows += rows.size();

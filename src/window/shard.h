@@ -27,7 +27,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,6 +35,7 @@
 #include "config/config.h"
 #include "window/assigner.h"
 #include "window/batch.h"
+#include "window/id_table.h"
 #include "window/partition_state.h"
 #include "window/row.h"
 
@@ -120,7 +121,11 @@ class Shard {
     int32_t slot = 0;  // the partition whose state holds the aggregate
     bool dirty = false;
   };
-  using Bucket = absl::flat_hash_map<uint32_t, Agg>;  // station id -> window aggregate
+  using Bucket = IdTable<Agg>;  // station id -> window aggregate
+  struct OpenWindow {
+    int64_t start;
+    std::unique_ptr<Bucket> bucket;
+  };
 
   void Add(const RecordBatch& batch, const RoutedRecord& r);
   uint32_t StationId(base::Prehashed station);
@@ -159,7 +164,12 @@ class Shard {
   bool conflict_logged_ = false;
   bool saturation_logged_ = false;
   absl::flat_hash_map<std::string, Device, base::PrehashedHash, base::PrehashedEq> devices_;
-  std::map<int64_t, Bucket> buckets_;  // by window start; node pointers stay valid
+  // The open windows by start, ascending; few at a time (a handful of window lengths past the
+  // watermark), usually appended at the end. The tables stay where they are when the vector
+  // moves, and closed ones wait in spare_ for the next window, so that steady streaming
+  // allocates nothing per window once the tables have grown.
+  std::vector<OpenWindow> buckets_;
+  std::vector<std::unique_ptr<Bucket>> spare_;
   int64_t cached_start_ = kNoTime;
   Bucket* cached_bucket_ = nullptr;
   size_t open_windows_ = 0;
