@@ -361,11 +361,14 @@ void Pipeline::ShardLoop(int index) {
   for (;;) {
     beat.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
     window::RecordBatch* b = nullptr;
-    if (ch.queue.wait_dequeue_timed(b, std::chrono::milliseconds(50))) {
+    // A nullptr is the wake-up Run() sends once the sources have returned.
+    if (ch.queue.wait_dequeue_timed(b, std::chrono::milliseconds(50)) && b != nullptr) {
       process(b);
     } else if (sources_done_.load()) {
       // Every source has returned, so everything it sent is already in the queue.
-      while (ch.queue.try_dequeue(b)) process(b);
+      while (ch.queue.try_dequeue(b)) {
+        if (b != nullptr) process(b);
+      }
       break;
     }
     if (updates && Clock::now() >= next_update) {
@@ -431,6 +434,9 @@ base::Status Pipeline::Run() {
   const bool stopped = stop_.load();
   close_all_.store(options_.drain);
   sources_done_.store(true);
+  // Wake the shards now rather than at their next 50 ms timeout: at the end of a bounded run
+  // that is wall time before the last windows go out.
+  for (auto& c : channels_) c->queue.enqueue(nullptr);
   for (auto& t : shard_threads_) t.join();  // --drain may still submit to a full sink
   shard_threads_.clear();
   {

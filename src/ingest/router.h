@@ -49,10 +49,19 @@ class Router {
            int64_t append_ms) {
     // Hashed once here; the shard looks the station and the device up with these hashes.
     const uint64_t station_hash = base::StringHash(record.station);
-    // The high half picks the shard, so the shard's own tables still see every low bit vary.
-    const size_t shard = shards_.size() == 1 ? 0
-                         : by_partition_     ? ShardOf(partition)
-                                             : (station_hash >> 32) % shards_.size();
+    // The high half picks the shard (multiply and shift, no division), so the shard's own
+    // tables still see every low bit vary.
+    size_t shard = 0;
+    if (shards_.size() > 1) {
+      if (!by_partition_) {
+        shard = static_cast<size_t>(((station_hash >> 32) * shards_.size()) >> 32);
+      } else if (partition == last_partition_) {
+        shard = last_shard_;  // a poll's records come a partition at a time
+      } else {
+        shard = last_shard_ = ShardOf(partition);
+        last_partition_ = partition;
+      }
+    }
     window::RecordBatch* b = pending_[shard];
     if (b == nullptr) b = pending_[shard] = Take();
     window::RoutedRecord& r = b->records.emplace_back();
@@ -121,6 +130,8 @@ class Router {
   std::vector<window::SourceProgress> sent_progress_;
   std::vector<bool> announced_;
   window::SourceProgress progress_;
+  int32_t last_partition_ = -1;  // the last record's partition and its shard (by partition)
+  size_t last_shard_ = 0;
   std::vector<std::unique_ptr<window::RecordBatch>> pool_;
 
   // Shared with the shard threads.
