@@ -137,7 +137,7 @@ struct StateConfig {
 
 struct PipelineConfig {
   int shards = 0;            // 0: one per core, at least 1
-  int queue_capacity = 64;   // batches per shard queue (per source): bounds memory
+  int queue_capacity = 16;   // batches per shard queue (per source): bounds memory
   int batch_records = 4096;  // records per routed batch
   Millis shutdown_timeout = 30 * base::kSecond;
 };

@@ -21,15 +21,17 @@ uint64_t AbsDelta(int64_t a, int64_t b) {
 }
 }  // namespace
 
-void Shard::SaturatingAdd(int64_t* sum, int64_t v) {
-  if (!__builtin_add_overflow(*sum, v, sum)) return;
-  *sum = v > 0 ? INT64_MAX : INT64_MIN;
+int64_t Shard::SaturatingAdd(int64_t sum, int64_t v) {
+  int64_t out;
+  if (!__builtin_add_overflow(sum, v, &out)) return out;
   ++stats_.saturated_sums;
-  if (saturation_logged_) return;
-  saturation_logged_ = true;
-  base::Log(base::LogLevel::kWarn, "shard",
-            "a window sum would overflow 64 bits and was held at the limit; counted in "
-            "turnstiled_saturated_sums_total; logged once");
+  if (!saturation_logged_) {
+    saturation_logged_ = true;
+    base::Log(base::LogLevel::kWarn, "shard",
+              "a window sum would overflow 64 bits and was held at the limit; counted in "
+              "turnstiled_saturated_sums_total; logged once");
+  }
+  return v > 0 ? INT64_MAX : INT64_MIN;
 }
 
 const char* Name(DropReason r) {
@@ -192,11 +194,12 @@ void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
       a.last_ms = r.event_ms;
       a.slot = r.partition;
     } else {
-      a.first_ms = std::min(a.first_ms, r.event_ms);
-      a.last_ms = std::max(a.last_ms, r.event_ms);
+      // Agg is packed: its fields are compared by value, never bound to a reference.
+      if (r.event_ms < a.first_ms) a.first_ms = r.event_ms;
+      if (r.event_ms > a.last_ms) a.last_ms = r.event_ms;
     }
-    SaturatingAdd(&a.entries, entries);
-    SaturatingAdd(&a.exits, exits);
+    a.entries = SaturatingAdd(a.entries, entries);
+    a.exits = SaturatingAdd(a.exits, exits);
     a.events += 1;
     a.dirty = true;
   });
@@ -312,8 +315,8 @@ void Shard::Restore(int32_t slot, const PartitionState& state) {
       a.last_ms = ws.last_ms;
       a.slot = slot;
     } else {
-      a.first_ms = std::min(a.first_ms, ws.first_ms);
-      a.last_ms = std::max(a.last_ms, ws.last_ms);
+      if (ws.first_ms < a.first_ms) a.first_ms = ws.first_ms;
+      if (ws.last_ms > a.last_ms) a.last_ms = ws.last_ms;
     }
     a.entries += ws.entries;
     a.exits += ws.exits;
