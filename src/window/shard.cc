@@ -59,11 +59,12 @@ Shard::Shard(int id, const ShardOptions& options, ShardOutput* output)
 
 uint32_t Shard::StationId(base::Prehashed station) {
   auto it = station_ids_.find(station);
-  if (it != station_ids_.end()) return it->second;
+  if (it != station_ids_.end()) return *it;
   const auto id = static_cast<uint32_t>(station_names_.size());
   station_names_.emplace_back(station.s);
+  station_hashes_.push_back(station.hash);
   station_slot_.push_back(-1);
-  station_ids_.emplace(station_names_.back(), id);
+  station_ids_.insert(id);
   return id;
 }
 

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 
 #include <chrono>
 #include <cstdint>
@@ -89,6 +90,8 @@ struct ShardStats {
 class Shard {
  public:
   Shard(int id, const ShardOptions& options, ShardOutput* output);
+  Shard(const Shard&) = delete;  // its tables point back at it
+  Shard& operator=(const Shard&) = delete;
 
   // Aggregates the batch's records, then applies its progress and closes what is due.
   void Process(const RecordBatch& batch);
@@ -158,8 +161,27 @@ class Shard {
   ShardOutput* const output_;  // borrowed; must outlive *this
 
   // Owned by the shard thread.
-  absl::flat_hash_map<std::string, uint32_t, base::PrehashedHash, base::PrehashedEq> station_ids_;
-  std::vector<std::string> station_names_;
+  // Station ids by name: the set holds only ids, and looks their names and hashes up in the
+  // vectors below (4 bytes an entry instead of a second copy of every name).
+  struct StationIdHash {
+    using is_transparent = void;
+    const Shard* shard;
+    size_t operator()(uint32_t id) const { return shard->station_hashes_[id]; }
+    size_t operator()(const base::Prehashed& k) const { return k.hash; }
+  };
+  struct StationIdEq {
+    using is_transparent = void;
+    const Shard* shard;
+    bool operator()(uint32_t a, uint32_t b) const { return a == b; }
+    bool operator()(uint32_t id, const base::Prehashed& k) const {
+      return shard->station_names_[id] == k.s;
+    }
+    bool operator()(const base::Prehashed& k, uint32_t id) const { return (*this)(id, k); }
+  };
+  std::vector<std::string> station_names_;  // by station id
+  std::vector<uint64_t> station_hashes_;    // by station id: base::StringHash of the name
+  absl::flat_hash_set<uint32_t, StationIdHash, StationIdEq> station_ids_{0, StationIdHash{this},
+                                                                         StationIdEq{this}};
   std::vector<int32_t> station_slot_;  // by station id: the partition that first fed it
   // By slot: how far that partition's windows are closed (only grows, except on restore), and
   // the `source` of its rows.
