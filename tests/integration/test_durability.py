@@ -199,10 +199,16 @@ def test_a_killed_member_s_partitions_are_restored_from_the_changelog_by_another
             if p is not None and p.poll() is None:
                 kill9(p)
 
-    # A third member with an empty state.dir finishes from the changelog.
+    # A third member with an empty state.dir finishes from the changelog. Each partition's
+    # first restore is from the changelog; a later one may be from c's own local snapshot, taken
+    # when its two consumers' join moved the partition from one to the other.
     result = run(["run", "-c", cfg_c, "--available-now"])
-    assert "from=changelog" in result.stderr, result.stderr[-3000:]
-    assert "from=local" not in result.stderr
+    first = {}
+    for line in result.stderr.splitlines():
+        if "msg=\"partition restored\"" in line:
+            fields = dict(re.findall(r"(\w+)=(\S+)", line))
+            first.setdefault(int(fields["partition"]), fields["from"])
+    assert first and set(first.values()) == {"changelog"}, result.stderr[-3000:]
     problems = oracle.diff(oracle_rows(broker, week), oracle.read_lake(lake))
     assert not problems, problems
 
@@ -270,7 +276,11 @@ def test_sigterm_exits_within_shutdown_timeout_when_the_lake_turns_read_only(
         proc = start(["run", "-c", cfg], tmp_path / "run.log")
         small_stream(broker)
         wait_for(lambda: any(lake.rglob("part-*")), 60, "the first lake files", proc)
-        subprocess.run(["mount", "-o", "remount,ro", str(lake)], check=True)
+        # A remount to read-only fails (busy) while a file on it is open for writing: the sink
+        # holds one only while it writes a flush, so try until it succeeds between two.
+        wait_for(lambda: subprocess.run(["mount", "-o", "remount,ro", str(lake)],
+                                        capture_output=True).returncode == 0,
+                 30, "the lake remounted read-only", proc, interval=0.05)
         # More input (within max_future of the first), so that rows are emitted that the
         # read-only disk cannot take.
         produced = run(["produce", "-b", broker.address, "--topic", TOPIC, "--generate",
