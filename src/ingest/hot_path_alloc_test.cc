@@ -4,8 +4,9 @@
 //
 // A real week is run once to warm up: its devices, stations and windows become known, its
 // windows are closed (the shard keeps their tables for the next windows). Then the same week,
-// shifted two weeks later (so that no window of it touches the first), runs again: the same devices and stations, new windows of the same
-// shape. Every heap allocation during that second week is counted; the count must be 0.
+// shifted two weeks later (so that no window of it touches the first), runs again: the same devices
+// and stations, new windows of the same shape. Every heap allocation during that second week is
+// counted; the count must be 0.
 //
 // This binary replaces the global operator new to count calls, so it holds only this test.
 
@@ -18,36 +19,14 @@
 #include <vector>
 
 #include "base/civil_time.h"
+#include "base/count_allocations_test_util.h"
 #include "base/input_file.h"
 #include "config/config.h"
 #include "decode/decoder.h"
 #include "ingest/ingestor.h"
 #include "window/shard.h"
 
-namespace {
-long g_allocations = 0;
-
-void* Allocate(std::size_t n) {
-  ++g_allocations;
-  if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-  throw std::bad_alloc();
-}
-}  // namespace
-
-void* operator new(std::size_t n) { return Allocate(n); }
-void* operator new[](std::size_t n) { return Allocate(n); }
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
-  ++g_allocations;
-  return std::malloc(n == 0 ? 1 : n);
-}
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
-  ++g_allocations;
-  return std::malloc(n == 0 ? 1 : n);
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+using turnstiled::testing::g_allocations;
 
 using namespace turnstiled;
 
@@ -183,7 +162,8 @@ TEST_CASE("decode, route and aggregate allocate nothing per record once warm") {
   const size_t open_after_first = shard.open_windows();
   REQUIRE(warm_records > 200000);
   REQUIRE(open_after_first > 1000);
-  // Close the first week's windows. The week holds readings of January 6 to 12; the shifted one January 20 to 26.
+  // Close the first week's windows. The week holds readings of January 6 to 12; the shifted one
+  // January 20 to 26.
   const int64_t closes_at = base::DaysFromCivil(2024, 1, 15) * 86400000;
   (*ingestor)->router().Flush(window::SourceProgress{closes_at, false, false});
   drain();

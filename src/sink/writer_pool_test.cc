@@ -30,6 +30,28 @@ config::SinkConfig FileConfig(const std::string& path) {
   return c;
 }
 
+// Submits one row (2024-01-06T04:00:00Z to 08:00:00Z) to a pool with one file sink, waits for
+// its acknowledgement (a flush) and returns the files under `lake`. The wait asserts nothing
+// about speed: its deadline only ends a hang.
+std::vector<std::filesystem::path> FlushOneRow(const config::SinkConfig& c,
+                                               const std::string& lake) {
+  std::vector<WriterPool::Entry> entries;
+  entries.push_back({c, std::make_unique<FileSink>(c)});
+  WriterPool pool(std::move(entries), nullptr);
+  pool.Start();
+  auto rows = std::make_shared<std::vector<window::WindowRow>>();
+  rows->push_back(testing::MakeRow("PENN", 1704513600000, 1704528000000));
+  const uint64_t seq = pool.Submit(rows, std::chrono::steady_clock::now());
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (pool.Acked() < seq && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  REQUIRE(pool.Acked() >= seq);
+  auto files = testing::FilesUnder(lake);
+  pool.Stop();
+  return files;
+}
+
 TEST_CASE("a file sink flushes at least every roll_interval, other sinks every flush_interval") {
   config::SinkConfig c = FileConfig("/unused");
   c.flush_interval = 1000;
@@ -48,25 +70,9 @@ TEST_CASE("a file closes after roll_interval even when flush_interval is an hour
   c.flush_interval = 3600000;  // an hour: without roll_interval nothing would flush in the test
   c.batch_rows = 1000000;
   c.roll_interval = 50;
-  std::vector<WriterPool::Entry> entries;
-  entries.push_back({c, std::make_unique<FileSink>(c)});
-  WriterPool pool(std::move(entries), nullptr);
-  pool.Start();
-
-  auto rows = std::make_shared<std::vector<window::WindowRow>>();
-  // 2024-01-06T04:00:00Z to 08:00:00Z
-  rows->push_back(testing::MakeRow("PENN", 1704513600000, 1704528000000));
-  const uint64_t seq = pool.Submit(rows, std::chrono::steady_clock::now());
-  // Waits for the acknowledgement (a flush), not for a speed: the deadline only ends a hang.
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (pool.Acked() < seq && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  REQUIRE(pool.Acked() >= seq);
-  const auto files = testing::FilesUnder(dir.path() + "/lake");
+  const auto files = FlushOneRow(c, dir.path() + "/lake");
   REQUIRE(files.size() == 1);
   CHECK(files[0].string().find("/date=2024-01-06/part-") != std::string::npos);
-  pool.Stop();
 }
 
 TEST_CASE("a closed window is flushed and acknowledged at once, not after flush_interval") {
@@ -75,23 +81,8 @@ TEST_CASE("a closed window is flushed and acknowledged at once, not after flush_
   c.flush_interval = 3600000;  // an hour: a timer-driven flush would never come in the test
   c.roll_interval = 3600000;
   c.batch_rows = 1000000;
-  std::vector<WriterPool::Entry> entries;
-  entries.push_back({c, std::make_unique<FileSink>(c)});
-  WriterPool pool(std::move(entries), nullptr);
-  pool.Start();
-
-  auto rows = std::make_shared<std::vector<window::WindowRow>>();
-  rows->push_back(testing::MakeRow("PENN", 1704513600000, 1704528000000));
-  const uint64_t seq = pool.Submit(rows, std::chrono::steady_clock::now());
-  // No Drain(), no RequestFlush(): the writer flushes because nothing more is queued. The bound
-  // only ends a hang (flush_interval is an hour); it asserts nothing about speed.
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (pool.Acked() < seq && std::chrono::steady_clock::now() < give_up) {
-    std::this_thread::sleep_for(milliseconds(5));
-  }
-  REQUIRE(pool.Acked() >= seq);
-  CHECK(testing::FilesUnder(dir.path() + "/lake").size() == 1);
-  pool.Stop();
+  // No Drain(), no RequestFlush(): the writer flushes because nothing more is queued.
+  CHECK(FlushOneRow(c, dir.path() + "/lake").size() == 1);
 }
 
 // A sink whose Flush() fails with the given statuses in turn, then succeeds.

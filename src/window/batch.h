@@ -29,8 +29,8 @@ struct RoutedRecord {
   uint32_t raw_off, raw_len;  // raw bytes, kept only when a dead letter is configured
   uint64_t station_hash;      // base::StringHash of the station and of the device
   uint64_t device_hash;
-  int32_t partition;          // source partition, or file index for a file source
-  int64_t offset;             // Kafka offset, or line number
+  int32_t partition;  // source partition, or file index for a file source
+  int64_t offset;     // Kafka offset, or line number
   int64_t event_ms;
   int64_t entries;
   int64_t exits;
