@@ -1,4 +1,4 @@
-// `turnstiled run` and `turnstiled demo`.
+// `turnstiled run`, `turnstiled demo` and `turnstiled tap`.
 #pragma once
 
 namespace turnstiled::app {
@@ -12,5 +12,6 @@ inline constexpr int kExitConfig = 78;  // the config cannot work
 
 int RunMain(int argc, char** argv);   // run.cc
 int DemoMain(int argc, char** argv);  // demo.cc
+int TapMain(int argc, char** argv);   // tap.cc
 
 }  // namespace turnstiled::app

@@ -26,6 +26,8 @@ constexpr Command kCommands[] = {
      turnstiled::tools::BrokerMain},
     {"demo", "run broker, producer and daemon together and show the results",
      turnstiled::app::DemoMain},
+    {"tap", "print the windows of a running daemon as they update and close",
+     turnstiled::app::TapMain},
     {"version", "print the version, build info and library versions",
      turnstiled::tools::VersionMain},
 };

@@ -126,6 +126,16 @@ struct MetricsConfig {
   std::string listen = "127.0.0.1:9464";
 };
 
+// The live view (docs/LIVE.md): /live and /events.
+struct LiveConfig {
+  bool enabled = true;
+  std::string listen;  // "": served on metrics.listen
+  Millis coalesce = 250;
+  Millis heartbeat = base::kSecond;
+  int max_clients = 64;
+  int buffer_events = 16384;
+};
+
 struct StateConfig {
   std::string dir = "/var/lib/turnstiled";
   Millis checkpoint_interval = 10 * base::kSecond;
@@ -157,6 +167,7 @@ struct Config {
   std::vector<SinkConfig> sinks;
   DeadLetterConfig dead_letter;
   MetricsConfig metrics;
+  LiveConfig live;
   StateConfig state;
   PipelineConfig pipeline;
   LogConfig log;

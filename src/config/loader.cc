@@ -498,6 +498,31 @@ void ReadMetrics(MapReader& root, MetricsConfig* m) {
   r.Finish();
 }
 
+void ReadLive(MapReader& root, LiveConfig* l) {
+  MapReader r = root.Map("live");
+  r.Bool("enabled", &l->enabled);
+  if (r.String("listen", &l->listen) && !l->listen.empty() && !IsListenAddress(l->listen)) {
+    r.ValueError("listen", "invalid address '" + l->listen +
+                               "'; write IP:PORT, e.g. 127.0.0.1:9465, or \"\" to serve the live "
+                               "view on metrics.listen");
+  }
+  if (r.Duration("coalesce", &l->coalesce) && (l->coalesce < 10 || l->coalesce > base::kMinute)) {
+    r.ValueError("coalesce", "must be between 10ms and 1m");
+  }
+  if (r.Duration("heartbeat", &l->heartbeat) &&
+      (l->heartbeat < 100 || l->heartbeat > base::kMinute)) {
+    r.ValueError("heartbeat", "must be between 100ms and 1m");
+  }
+  // Each client holds one of the HTTP server's 256 worker threads: leave room for probes.
+  if (r.Int("max_clients", &l->max_clients, 1) && l->max_clients > 200) {
+    r.ValueError("max_clients", "must be at most 200");
+  }
+  if (r.Int("buffer_events", &l->buffer_events, 16) && l->buffer_events > 1000000) {
+    r.ValueError("buffer_events", "must be at most 1000000");
+  }
+  r.Finish();
+}
+
 void ReadState(MapReader& root, StateConfig* s) {
   MapReader r = root.Map("state");
   if (r.String("dir", &s->dir) && s->dir.empty()) r.ValueError("dir", "must not be empty");
@@ -579,6 +604,7 @@ LoadResult LoadConfigText(std::string_view yaml, const EnvLookup& env) {
     ReadSinks(root, &diag, &c.sinks);
     ReadDeadLetter(root, &c.dead_letter);
     ReadMetrics(root, &c.metrics);
+    ReadLive(root, &c.live);
     ReadState(root, &c.state);
     ReadPipeline(root, &c.pipeline);
     ReadLog(root, &c.log);

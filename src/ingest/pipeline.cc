@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "ingest/file_source.h"
 #include "ingest/kafka_source.h"
+#include "live/http.h"
 
 namespace turnstiled::ingest {
 
@@ -40,6 +41,7 @@ class Pipeline::Output : public window::ShardOutput {
     }
     if (!gather_) {
       if (rows.empty()) return;
+      if (p_->live_) p_->live_->Publish(live::Kind::kClose, rows);
       p_->writers_->Submit(std::make_shared<const std::vector<window::WindowRow>>(std::move(rows)),
                            Clock::now(), append_ms);
       return;
@@ -57,6 +59,7 @@ class Pipeline::Output : public window::ShardOutput {
       (r.window_end_ms <= low || !r.final ? ready : keep).push_back(std::move(r));
     held_ = std::move(keep);
     if (ready.empty()) return;
+    if (p_->live_) p_->live_->Publish(live::Kind::kClose, ready);
     p_->writers_->Submit(std::make_shared<const std::vector<window::WindowRow>>(std::move(ready)),
                          Clock::now(), append_ms_);
   }
@@ -91,6 +94,8 @@ Pipeline::Pipeline(const config::Config& config, const RunOptions& options)
 
 Pipeline::~Pipeline() {
   // The HTTP server's threads call back into this object (readiness, liveness): they go first.
+  EndLive();
+  live_http_.reset();
   http_.reset();
   stop_.store(true);
   sources_done_.store(true);
@@ -133,6 +138,37 @@ base::Status Pipeline::Init() {
   writers_ = std::make_unique<sink::WriterPool>(std::move(entries), metrics_.get());
   const bool kafka = config_.source.type == config::SourceType::kKafka;
   output_ = std::make_unique<Output>(this, /*gather=*/!kafka, num_shards_);
+  if (config_.live.enabled && (config_.metrics.enabled || !config_.live.listen.empty())) {
+    live::HubOptions lo;
+    lo.coalesce = std::chrono::milliseconds(config_.live.coalesce);
+    lo.heartbeat = std::chrono::milliseconds(config_.live.heartbeat);
+    lo.max_clients = config_.live.max_clients;
+    lo.buffer_events = static_cast<size_t>(config_.live.buffer_events);
+    const config::WindowConfig& wc = config_.window;
+    lo.window_json = std::string("{\"type\":\"") + config::Name(wc.type) +
+                     "\",\"size_ms\":" + std::to_string(wc.size) +
+                     ",\"slide_ms\":" + std::to_string(wc.slide > 0 ? wc.slide : wc.size) +
+                     ",\"emit\":\"" + config::Name(wc.emit) + "\"}";
+    live_ = std::make_unique<live::Hub>(lo, metrics_->registry.get(), [this, kafka] {
+      live::Stats st;
+      const metrics::PipelineMetrics& m = *metrics_;
+      st.records = static_cast<uint64_t>(m.consumed_records->Value());
+      double low = 0;
+      for (const auto* g : m.shard_watermark) {
+        const double v = g->Value();
+        if (v > 0 && (low == 0 || v < low)) low = v;
+      }
+      st.watermark_ms = static_cast<int64_t>(low * 1000);
+      if (kafka) {
+        st.has_lag = true;
+        for (const auto& family : m.consumer_lag->Collect()) {
+          for (const auto& metric : family.metric) st.lag += metric.gauge.value;
+        }
+      }
+      for (const auto* g : m.open_windows) st.open_windows += static_cast<uint64_t>(g->Value());
+      return st;
+    });
+  }
 
   if (kafka) {
     state::CheckpointerOptions co;
@@ -357,6 +393,9 @@ void Pipeline::ShardLoop(int index) {
         static_cast<double>(ch.depth.load(std::memory_order_relaxed)));
   };
 
+  std::vector<window::WindowRow> live_rows;
+  uint64_t live_generation = 0;
+  auto next_live = Clock::now();
   std::atomic<int64_t>& beat = shard_beats_[static_cast<size_t>(index)];
   for (;;) {
     beat.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
@@ -375,6 +414,18 @@ void Pipeline::ShardLoop(int index) {
       shard.EmitUpdates();
       next_update = Clock::now() + update_every;
     }
+    // The live view: one relaxed load per turn while nobody watches.
+    if (live_ != nullptr && live_->watching()) {
+      const auto now = Clock::now();
+      if (now >= next_live) {
+        const uint64_t generation = live_->snapshot_generation();
+        live_rows.clear();
+        shard.CollectLive(generation != live_generation, &live_rows);
+        live_generation = generation;
+        live_->Publish(live::Kind::kUpdate, live_rows);
+        next_live = now + live_->options().coalesce;
+      }
+    }
   }
   if (close_all_.load()) shard.CloseAll();
   m.open_windows[static_cast<size_t>(index)]->Set(static_cast<double>(shard.open_windows()));
@@ -388,17 +439,40 @@ base::Status Pipeline::Run() {
     const std::string listen = options_.metrics_listen_override.empty()
                                    ? config_.metrics.listen
                                    : options_.metrics_listen_override;
+    metrics::HttpServer::RequestHook hook;
+    if (live_ && config_.live.listen.empty()) {
+      hook = [hub = live_.get()](mg_connection* conn, const std::string& uri, bool head) {
+        return live::HandleRequest(*hub, conn, uri, head);
+      };
+    }
     auto http = metrics::HttpServer::Start(
         listen, metrics_->registry, [this] { return NotReadyReason(); },
-        [this] { return StuckReason(); });
+        [this] { return StuckReason(); }, std::move(hook));
     if (!http.ok()) {
       // Metrics are for watching; failing to serve them must not stop the data.
       Log(LogLevel::kError, "metrics", "metrics endpoint not started",
           {{"listen", listen}, {"error", http.status().ToString()}});
     } else {
       http_ = std::move(http).value();
-      Log(LogLevel::kInfo, "metrics", "serving /metrics, /healthz, /readyz",
+      Log(LogLevel::kInfo, "metrics",
+          live_ && config_.live.listen.empty() ? "serving /metrics, /healthz, /readyz, /live"
+                                               : "serving /metrics, /healthz, /readyz",
           {{"port", std::to_string(http_->port())}});
+    }
+  }
+  if (live_ && !config_.live.listen.empty()) {
+    auto http = metrics::HttpServer::Start(
+        config_.live.listen, nullptr, {}, {},
+        [hub = live_.get()](mg_connection* conn, const std::string& uri, bool head) {
+          return live::HandleRequest(*hub, conn, uri, head);
+        });
+    if (!http.ok()) {
+      Log(LogLevel::kError, "live", "live view not started",
+          {{"listen", config_.live.listen}, {"error", http.status().ToString()}});
+    } else {
+      live_http_ = std::move(http).value();
+      Log(LogLevel::kInfo, "live", "serving /live and /events",
+          {{"port", std::to_string(live_http_->port())}});
     }
   }
 
@@ -534,7 +608,17 @@ base::Status Pipeline::Run() {
     fields.emplace_back("dropped_without_dead_letter", std::to_string(dead));
   }
   Log(LogLevel::kInfo, "pipeline", stopped ? "stopped" : "input complete", fields);
+  EndLive();
   return result;
+}
+
+void Pipeline::EndLive() {
+  if (!live_) return;
+  live_->Close();
+  if (!live_->watching()) return;
+  if (!live_->WaitForClients(std::chrono::seconds(2))) {
+    Log(LogLevel::kWarn, "live", "live view clients still connected at exit; closing them");
+  }
 }
 
 }  // namespace turnstiled::ingest

@@ -24,6 +24,7 @@
 
 #include "config/config.h"
 #include "ingest/ingestor.h"
+#include "live/hub.h"
 #include "ingest/source.h"
 #include "metrics/http_server.h"
 #include "metrics/metrics.h"
@@ -62,6 +63,10 @@ class Pipeline {
     stop_.store(true);
   }
   int metrics_port() const { return http_ ? http_->port() : 0; }
+  // Where /live is served; 0 when the live view is off.
+  int live_port() const {
+    return live_http_ ? live_http_->port() : (live_ && http_ ? http_->port() : 0);
+  }
   // The fields of a progress line: records in, watermark, lag, windows emitted, drops by reason,
   // the last checkpoint's age. Thread-safe (reads metrics).
   std::vector<std::pair<std::string_view, std::string>> ProgressFields() const;
@@ -81,6 +86,9 @@ class Pipeline {
   Pipeline(const config::Config& config, const RunOptions& options);
   base::Status Init();
   void ShardLoop(int index);
+  // Ends the live view's streams (every client gets what is left, then `end`), briefly
+  // waiting for the clients to go, before the HTTP servers stop.
+  void EndLive();
 
   // Constant after construction.
   const config::Config config_;
@@ -97,7 +105,9 @@ class Pipeline {
   std::vector<std::unique_ptr<ShardChannel>> channels_;
   std::vector<std::unique_ptr<window::Shard>> shards_;
   std::vector<std::unique_ptr<Source>> sources_;
+  std::unique_ptr<live::Hub> live_;  // null when the live view is off
   std::unique_ptr<metrics::HttpServer> http_;
+  std::unique_ptr<metrics::HttpServer> live_http_;  // live.listen, when set
 
   std::atomic<bool> stop_{false};
   std::atomic<int64_t> stop_requested_ns_{0};

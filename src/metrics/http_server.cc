@@ -40,9 +40,9 @@ constexpr const char* kRequestTimeoutMs = "2000";
 
 base::Result<std::unique_ptr<HttpServer>> HttpServer::Start(
     const std::string& listen, std::shared_ptr<prometheus::Registry> registry, ReadinessProbe ready,
-    ReadinessProbe live) {
+    ReadinessProbe live, RequestHook extra) {
   std::unique_ptr<HttpServer> server(
-      new HttpServer(std::move(registry), std::move(ready), std::move(live)));
+      new HttpServer(std::move(registry), std::move(ready), std::move(live), std::move(extra)));
   const char* options[] = {"listening_ports",
                            listen.c_str(),
                            "num_threads",
@@ -64,7 +64,7 @@ base::Result<std::unique_ptr<HttpServer>> HttpServer::Start(
   server->ctx_ = mg_start(&callbacks, nullptr, options);
   if (server->ctx_ == nullptr) {
     return base::Status::Unavailable("cannot listen on " + listen +
-                                     " for metrics (address in use or not valid)");
+                                     " (address in use or not valid)");
   }
   mg_set_request_handler(server->ctx_, "/", &HttpServer::Handle, server.get());
   mg_server_port ports[4];
@@ -88,8 +88,14 @@ int HttpServer::Handle(mg_connection* conn, void* self_ptr) {
     Reply(conn, 405, "text/plain", "method not allowed: use GET or HEAD\n");
     return 1;
   }
+  if (!self->registry_) {
+    if (!self->extra_ || !self->extra_(conn, uri, head)) {
+      Reply(conn, 404, "text/plain", "not found: try /live or /events\n", head);
+    }
+    return 1;
+  }
   if (uri == "/metrics") {
-    self->process_.Update();
+    self->process_->Update();
     std::ostringstream out;
     prometheus::TextSerializer().Serialize(out, self->registry_->Collect());
     Reply(conn, 200, "text/plain; version=0.0.4; charset=utf-8", out.str(), head);
@@ -107,8 +113,11 @@ int HttpServer::Handle(mg_connection* conn, void* self_ptr) {
     } else {
       Reply(conn, 503, "text/plain", "not ready: " + reason + "\n", head);
     }
-  } else {
-    Reply(conn, 404, "text/plain", "not found: try /metrics, /healthz or /readyz\n", head);
+  } else if (!self->extra_ || !self->extra_(conn, uri, head)) {
+    Reply(conn, 404, "text/plain",
+          self->extra_ ? "not found: try /metrics, /healthz, /readyz, /live or /events\n"
+                       : "not found: try /metrics, /healthz or /readyz\n",
+          head);
   }
   return 1;
 }

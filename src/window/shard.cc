@@ -203,6 +203,7 @@ void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
     a.exits = SaturatingAdd(a.exits, exits);
     a.events += 1;
     a.dirty = true;
+    a.live = true;
   });
 }
 
@@ -323,6 +324,7 @@ void Shard::Restore(int32_t slot, const PartitionState& state) {
     a.exits += ws.exits;
     a.events += ws.events;
     a.dirty = true;
+    a.live = true;
   }
 }
 
@@ -415,6 +417,16 @@ void Shard::CloseThrough(int64_t through) {
 void Shard::CloseAll() {
   if (watermark_ == kEndOfTime) return;
   CloseThrough(kEndOfTime);
+}
+
+void Shard::CollectLive(bool all, std::vector<WindowRow>* rows) {
+  for (OpenWindow& w : buckets_) {
+    w.bucket->ForEach([&](uint32_t station, Agg& agg) {
+      if (!all && !agg.live) return;
+      agg.live = false;
+      AppendRow(station, w.start, agg, false, rows);
+    });
+  }
 }
 
 void Shard::EmitUpdates() {

@@ -97,6 +97,10 @@ class Shard {
   void Process(const RecordBatch& batch);
   // emit: update: sends every window changed since the last call as a non-final row.
   void EmitUpdates();
+  // The live view: appends a non-final row for every open window changed since the last call
+  // (every open window if `all`). Called at most once per coalesce interval, and only while
+  // someone watches; Process() only sets a bit.
+  void CollectLive(bool all, std::vector<WindowRow>* rows);
   // Closes and emits every open window whatever the watermark (drain, end of input).
   void CloseAll();
   // Handles a state request (partition_state.h), then calls its `done`.
@@ -124,8 +128,9 @@ class Shard {
     int64_t events = 0;
     int64_t first_ms = 0;
     int64_t last_ms = 0;
-    int32_t slot : 31 = 0;  // the partition whose state holds the aggregate
-    bool dirty : 1 = false;
+    int32_t slot : 30 = 0;  // the partition whose state holds the aggregate
+    bool dirty : 1 = false;  // changed since the last EmitUpdates
+    bool live : 1 = false;   // changed since the last CollectLive
   };
 #pragma pack(pop)
   static_assert(sizeof(Agg) == 44);

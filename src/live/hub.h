@@ -1,0 +1,139 @@
+// Hub: what the live view (docs/LIVE.md) sends to its clients, kept in one fixed ring.
+//
+//   shard threads  --Publish(update rows, once per coalesce interval, only while watched)--+
+//   pipeline output --Publish(close rows, per closed window, only while recording)---------+--> ring
+//   HTTP threads (one per /events client) <--Pull(cursor)-- ring
+//
+// The ring holds the newest `buffer_events` events as ready-made SSE frames, each with an id
+// that grows by one. A client is only a cursor into it: it copies what it has not sent yet and
+// writes it out on its own thread. A client that falls a whole ring behind has lost events (it
+// is told so with a `gap` event), so clients never make a producer wait beyond the copy of a
+// frame into a slot, and never grow memory: the ring's strings keep their capacity from one
+// lap to the next.
+//
+// Thread-safe. watching() is a relaxed atomic load, cheap enough to ask once per batch.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "window/row.h"
+
+namespace turnstiled::live {
+
+struct HubOptions {
+  std::chrono::milliseconds coalesce{250};
+  std::chrono::milliseconds heartbeat{1000};
+  int max_clients = 64;
+  size_t buffer_events = 16384;
+  // Closed windows keep being recorded this long after the last client left, so that a client
+  // can resume with Last-Event-ID after a short disconnection.
+  std::chrono::milliseconds keep_after_last_client{60000};
+  // The `hello` event's `window` object, e.g. {"type":"tumbling","size_ms":14400000,...}.
+  std::string window_json = "{}";
+  std::string version;
+};
+
+// What a heartbeat reports; filled by the pipeline from its metrics.
+struct Stats {
+  int64_t watermark_ms = 0;  // 0: none yet
+  bool has_lag = false;      // Kafka sources only
+  double lag = 0;            // records
+  uint64_t records = 0;
+  uint64_t open_windows = 0;
+};
+
+enum class Kind { kUpdate, kClose };
+
+class Hub {
+ public:
+  // `registry` may be null (tests). `stats` is called from HTTP threads.
+  Hub(HubOptions options, prometheus::Registry* registry, std::function<Stats()> stats);
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  const HubOptions& options() const { return options_; }
+
+  // --- producers ---
+  // True while an /events client is connected.
+  bool watching() const { return clients_.load(std::memory_order_relaxed) > 0; }
+  // Grows when a client joins: a shard that sees it change sends all its open windows once,
+  // so that the new client sees every open window within one coalesce interval.
+  uint64_t snapshot_generation() const { return generation_.load(std::memory_order_relaxed); }
+  // Encodes `rows` as events of `kind`. Does nothing while nobody watches (and nobody left in
+  // the last keep_after_last_client).
+  void Publish(Kind kind, const std::vector<window::WindowRow>& rows);
+  // The stream ends: clients send what is left, then `end`, then leave.
+  void Close();
+  // After Close(): waits until every client has left or `timeout` passed. True if all left.
+  bool WaitForClients(std::chrono::milliseconds timeout);
+
+  // --- clients (HTTP threads) ---
+  enum class Admit { kOk, kFull, kClosed };
+  Admit Join();
+  void Leave(bool slow);
+  uint64_t last_id() const;
+  // A client was sent a `gap` event (it resumed from, or fell, further back than the ring).
+  void NoteGap() {
+    if (gaps_ != nullptr) gaps_->Increment();
+  }
+
+  enum class PullResult {
+    kEvents,   // frames were appended to *out
+    kTimeout,  // nothing new within `wait`
+    kGap,      // *cursor is older than the ring holds: *first_id is the oldest event kept
+    kEnded,    // Close() was called and everything up to it has been pulled
+  };
+  // Appends the frames of events after *cursor (up to about `max_bytes`) to *out and advances
+  // *cursor; waits up to `wait` for one. On kGap nothing is appended and *cursor is unchanged.
+  PullResult Pull(uint64_t* cursor, std::string* out, size_t max_bytes,
+                  std::chrono::milliseconds wait, uint64_t* first_id);
+
+  // Whole SSE frames (terminated by a blank line).
+  std::string HelloFrame() const;
+  std::string HeartbeatFrame();
+  static std::string GapFrame(uint64_t after, uint64_t first_id);
+  static std::string EndFrame() { return "event: end\ndata: {}\n\n"; }
+
+ private:
+  bool Recording() const;
+  uint64_t FirstIdLocked() const;
+
+  const HubOptions options_;
+  const std::function<Stats()> stats_;
+
+  std::atomic<int> clients_{0};
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int64_t> record_until_ns_{0};  // steady clock; see keep_after_last_client
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::string> ring_;  // guarded by mu_: event id i is in ring_[(i - 1) % size]
+  uint64_t next_id_ = 1;           // guarded by mu_
+  bool closed_ = false;            // guarded by mu_
+  std::condition_variable left_cv_;
+
+  std::mutex rate_mu_;
+  std::chrono::steady_clock::time_point rate_at_{};  // guarded by rate_mu_
+  uint64_t rate_records_ = 0;                        // guarded by rate_mu_
+  double rate_ = 0;                                  // guarded by rate_mu_
+
+  prometheus::Gauge* clients_gauge_ = nullptr;
+  prometheus::Counter* events_update_ = nullptr;
+  prometheus::Counter* events_close_ = nullptr;
+  prometheus::Counter* dropped_slow_ = nullptr;
+  prometheus::Counter* refused_ = nullptr;
+  prometheus::Counter* gaps_ = nullptr;
+};
+
+}  // namespace turnstiled::live
