@@ -14,6 +14,7 @@ packages=(
   python3-pytest
   # tools the tests and benchmarks drive
   zstd kcat python3 python3-confluent-kafka python3-zstandard postgresql prometheus curl
+  chromium
   # deployment: the unit, the Debian package and Terraform (tests/integration/test_deploy.py)
   systemd strace dpkg-dev lintian man-db bash-completion nodejs
 )

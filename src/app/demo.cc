@@ -4,7 +4,12 @@
 // or generated data, runs the pipeline over the topic with --available-now into a lake under
 // the output folder, and prints where everything is and the busiest stations and windows.
 // The broker and the producer are this same binary, started as child processes.
+//
+// With --live the producer replays paced (a week in about a minute) while the pipeline
+// streams, and the live view (docs/LIVE.md) shows the windows filling and closing until
+// Ctrl-C.
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -38,8 +43,14 @@ std::string SelfExe() {
 }
 
 pid_t Spawn(const std::vector<std::string>& args) {
+  const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid == 0) {
+    // The demo stops its children itself, in order (pipeline, producer, broker): a Ctrl-C in
+    // the terminal reaches only the demo, and a demo that dies takes its children with it.
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(1);
     std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -102,6 +113,8 @@ int DemoMain(int argc, char** argv) {
   bool generate = false;
   int64_t count = 300000;
   std::string metrics = "127.0.0.1:9464";
+  bool live = false;
+  int64_t minutes = 1;
   app.add_option("--out", out, "folder for the lake, dead letter and state")->capture_default_str();
   app.add_option("--mta-dir", mta_dir, "folder of real MTA weeks (default: ../shared/data/mta)");
   app.add_option("--week", week, "which week to replay")->capture_default_str();
@@ -109,11 +122,23 @@ int DemoMain(int argc, char** argv) {
   app.add_option("--count", count, "records to generate")->capture_default_str();
   app.add_option("--metrics", metrics, "where to serve /metrics while the demo runs")
       ->capture_default_str();
+  app.add_flag("--live", live,
+               "replay paced and stream, serving the live view at http://METRICS/live until "
+               "Ctrl-C");
+  app.add_option("--minutes", minutes, "--live: how long the replay of the week takes")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{24 * 60}));
   CLI11_PARSE(app, argc, argv);
 
   const std::string self = SelfExe();
   fs::create_directories(out);
   const std::string abs_out = fs::absolute(out).string();
+  // Every demo starts a new broker with an empty topic: what an earlier demo left in this
+  // folder (its lake, its offsets in state/) belongs to another topic and would only mislead.
+  for (const char* stale : {"lake", "state", "dead-letter"}) {
+    std::error_code ec;
+    fs::remove_all(fs::path(abs_out) / stale, ec);
+  }
   const std::string addr_file = abs_out + "/broker.addr";
   fs::remove(addr_file);
 
@@ -145,15 +170,21 @@ int DemoMain(int argc, char** argv) {
   std::vector<std::string> produce = {self,      "produce", "-b",
                                       bootstrap, "--topic", "turnstile-stream"};
   if (!dir.empty() && fs::exists(fs::path(dir) / week)) {
-    std::printf("2. replaying the real MTA week %s/%s\n", dir.c_str(), week.c_str());
+    std::printf("2. replaying the real MTA week %s/%s%s\n", dir.c_str(), week.c_str(),
+                live ? (" in about " + std::to_string(minutes) + " min").c_str() : "");
     produce.insert(produce.end(), {"--replay", (fs::path(dir) / week).string()});
+    // A week is 10,080 minutes.
+    if (live) produce.insert(produce.end(), {"--speedup", std::to_string(10080 / minutes)});
   } else {
     std::printf("2. no real MTA data found: generating %lld readings (seed 1)\n",
                 static_cast<long long>(count));
     produce.insert(produce.end(), {"--generate", "--count", std::to_string(count), "--seed", "1"});
+    if (live) produce.insert(produce.end(), {"--rate", std::to_string(count / (60 * minutes))});
   }
   std::fflush(stdout);
-  const int produced = Wait(Spawn(produce));
+  pid_t producer = -1;
+  const int produced = live ? 0 : Wait(Spawn(produce));
+  if (live) producer = Spawn(produce);
   if (produced != 0) {
     std::fprintf(stderr, "demo: the producer failed (exit %d)\n", produced);
     kill(broker, SIGTERM);
@@ -179,8 +210,16 @@ int DemoMain(int argc, char** argv) {
         << "metrics: {listen: \"" << metrics << "\"}\n"
         << "state: {dir: \"" << abs_out << "/state\"}\n";
   }
-  std::printf("3. running the pipeline: turnstiled run -c %s --available-now\n",
-              config_path.c_str());
+  if (live) {
+    std::printf("3. streaming: turnstiled run -c %s\n\n", config_path.c_str());
+    std::printf(
+        "   live view:  http://%s/live\n   or:         turnstiled tap --url http://%s/events\n"
+        "   Ctrl-C stops the demo.\n\n",
+        metrics.c_str(), metrics.c_str());
+  } else {
+    std::printf("3. running the pipeline: turnstiled run -c %s --available-now\n",
+                config_path.c_str());
+  }
   std::fflush(stdout);
   const config::LoadResult loaded = config::LoadConfigFile(config_path, config::ProcessEnv());
   int rc = 1;
@@ -188,8 +227,12 @@ int DemoMain(int argc, char** argv) {
     for (const auto& e : loaded.errors) std::fprintf(stderr, "%s\n", e.Format(config_path).c_str());
   } else {
     ingest::RunOptions options;
-    options.available_now = true;
+    options.available_now = !live;
     rc = RunPipeline(loaded.config, options);
+  }
+  if (producer > 0) {
+    kill(producer, SIGTERM);
+    Wait(producer);
   }
   kill(broker, SIGTERM);
   Wait(broker);

@@ -18,11 +18,13 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -87,9 +89,10 @@ base::Result<Url> ParseUrl(std::string_view text) {
     }
   }
   url.authority = authority;
+  const bool bracketed = authority.starts_with('[');
   std::string_view host = authority;
-  std::string_view port;
-  if (authority.starts_with('[')) {
+  std::optional<std::string_view> port;
+  if (bracketed) {
     const size_t close = authority.find(']');
     if (close == std::string_view::npos) return base::Status::InvalidArgument("unclosed '['");
     host = authority.substr(1, close - 1);
@@ -97,26 +100,36 @@ base::Result<Url> ParseUrl(std::string_view text) {
     if (!after.empty() && !after.starts_with(':')) {
       return base::Status::InvalidArgument("expected ':port' after ']'");
     }
-    port = after.empty() ? after : after.substr(1);
+    if (!after.empty()) port = after.substr(1);
   } else if (const size_t colon = authority.rfind(':'); colon != std::string_view::npos) {
     host = authority.substr(0, colon);
     port = authority.substr(colon + 1);
   }
-  if (host.empty() || host.find_first_of(":@") != std::string_view::npos) {
+  if (host.empty() || host.find_first_of(bracketed ? "@[]" : ":@[]") != std::string_view::npos) {
     return base::Status::InvalidArgument(
         "expected a host name, an IPv4 address or an [IPv6] address");
   }
   url.host = host;
-  if (authority.find_last_of(':') != std::string_view::npos) {
+  if (port) {
     int n = 0;
-    const auto r = std::from_chars(port.data(), port.data() + port.size(), n);
-    if (port.empty() || r.ec != std::errc() || r.ptr != port.data() + port.size() || n < 1 ||
+    const auto r = std::from_chars(port->data(), port->data() + port->size(), n);
+    if (port->empty() || r.ec != std::errc() || r.ptr != port->data() + port->size() || n < 1 ||
         n > 65535) {
       return base::Status::InvalidArgument("the port must be a number from 1 to 65535");
     }
-    url.port = port;
+    url.port = *port;
   }
   return url;
+}
+
+// False with errno set if the peer is gone.
+bool SendAll(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno != EINTR) return false;
+    if (n > 0) bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
 }
 
 class Socket {
@@ -280,10 +293,10 @@ struct Row {
   int64_t events = 0;
 };
 
-bool ParseRow(od::parser& parser, const simdjson::padded_string& json, Row* row) {
+bool ParseRow(od::parser* parser, const simdjson::padded_string& json, Row* row) {
   od::document doc;
   od::object obj;
-  return !parser.iterate(json).get(doc) && !doc.get_object().get(obj) &&
+  return !parser->iterate(json).get(doc) && !doc.get_object().get(obj) &&
          !obj["station"].get_string().get(row->station) &&
          !obj["window_start"].get_string().get(row->window_start) &&
          !obj["window_end"].get_string().get(row->window_end) &&
@@ -376,14 +389,9 @@ class Tap {
                           "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n";
     if (resuming) request += "Last-Event-ID: " + last_id_ + "\r\n";
     request += "\r\n";
-    for (size_t sent = 0; sent < request.size();) {
-      const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        *why = std::strerror(errno);
-        return Outcome::kLost;
-      }
-      sent += static_cast<size_t>(n);
+    if (!SendAll(fd, request)) {
+      *why = std::strerror(errno);
+      return Outcome::kLost;
     }
 
     std::string head;  // the status line and headers, as they arrive
@@ -445,8 +453,9 @@ class Tap {
         }
         continue;
       }
-      if (!parser.Feed(bytes, on_event))
+      if (!parser.Feed(bytes, on_event)) {
         return outcome == Outcome::kLost ? Malformed(why) : outcome;
+      }
       idle_ms = idle_ms_;
     }
   }
@@ -517,7 +526,7 @@ class Tap {
     if (e.type != "close" && (e.type != "update" || options_.closed_only)) return true;
     const simdjson::padded_string json(e.data);
     Row row;
-    if (!ParseRow(parser_, json, &row)) {
+    if (!ParseRow(&parser_, json, &row)) {
       std::fprintf(stderr, "tap: skipped a %s event that is not a row: %s\n", e.type.c_str(),
                    e.data.c_str());
       return true;

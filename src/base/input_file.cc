@@ -1,6 +1,8 @@
 #include "base/input_file.h"
 
 #include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -25,15 +27,45 @@ ssize_t ReadFully(int fd, char* p, size_t n) {
 }
 }  // namespace
 
-Result<std::unique_ptr<LineChunkReader>> LineChunkReader::Open(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+Result<std::unique_ptr<LineChunkReader>> LineChunkReader::Open(const std::string& path,
+                                                               const std::atomic<bool>* stop,
+                                                               std::function<void()> idle) {
+  // Non-blocking, so that opening a FIFO does not wait for a writer (the reads poll instead).
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Status::IoError("cannot open " + path + ": " + std::strerror(errno));
+  struct stat st {};
+  const bool stream = ::fstat(fd, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+  if (!stream) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   uint8_t magic[4] = {};
-  const ssize_t n = ::pread(fd, magic, sizeof magic, 0);
+  const ssize_t n = stream ? 0 : ::pread(fd, magic, sizeof magic, 0);
   ZSTD_DCtx* dctx = nullptr;
   if (n == 4 && std::memcmp(magic, kZstdMagic, 4) == 0) dctx = ZSTD_createDCtx();
-  return std::unique_ptr<LineChunkReader>(new LineChunkReader(path, fd, dctx));
+  std::unique_ptr<LineChunkReader> reader(new LineChunkReader(path, fd, dctx));
+  reader->stream_ = stream;
+  reader->stop_ = stop;
+  reader->idle_ = std::move(idle);
+  return reader;
+}
+
+ssize_t LineChunkReader::Read(char* p, size_t n) {
+  if (!stream_) return ReadFully(fd_, p, n);
+  for (;;) {
+    if (stop_ != nullptr && stop_->load(std::memory_order_relaxed)) return 0;
+    const ssize_t r = ::read(fd_, p, n);
+    if (r > 0) return r;
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -1;
+    // Nothing yet. A FIFO also reads 0 before its first writer has come: it has ended only
+    // once a writer has come and gone, which poll() reports as POLLHUP.
+    pollfd pfd{fd_, POLLIN, 0};
+    const int ready = ::poll(&pfd, 1, 100);
+    if (ready < 0 && errno != EINTR) return -1;
+    if (ready > 0 && (pfd.revents & POLLIN) == 0 && (pfd.revents & (POLLHUP | POLLERR)) != 0) {
+      return 0;
+    }
+    if (ready == 0 && idle_) idle_();
+  }
 }
 
 LineChunkReader::LineChunkReader(std::string path, int fd, ZSTD_DCtx_s* dctx)
@@ -53,12 +85,12 @@ bool LineChunkReader::Fill() {
   const size_t room = buf_.size() - len_;
   if (dctx_ == nullptr) {
     if (eof_) return false;
-    const ssize_t r = ReadFully(fd_, out, room);
+    const ssize_t r = Read(out, room);
     if (r < 0) {
       status_ = Status::IoError("read " + path_ + ": " + std::strerror(errno));
       return false;
     }
-    if (static_cast<size_t>(r) < room) eof_ = true;
+    if (stream_ ? r == 0 : static_cast<size_t>(r) < room) eof_ = true;
     len_ += static_cast<size_t>(r);
     return r > 0;
   }
@@ -66,12 +98,12 @@ bool LineChunkReader::Fill() {
   while (ob.pos == 0) {
     if (raw_pos_ == raw_len_) {
       if (eof_) return false;
-      const ssize_t r = ReadFully(fd_, raw_.data(), raw_.size());
+      const ssize_t r = Read(raw_.data(), raw_.size());
       if (r < 0) {
         status_ = Status::IoError("read " + path_ + ": " + std::strerror(errno));
         return false;
       }
-      if (static_cast<size_t>(r) < raw_.size()) eof_ = true;
+      if (stream_ ? r == 0 : static_cast<size_t>(r) < raw_.size()) eof_ = true;
       raw_pos_ = 0;
       raw_len_ = static_cast<size_t>(r);
       if (r == 0) return false;
@@ -98,8 +130,9 @@ bool LineChunkReader::Next(std::string_view* chunk) {
   }
   size_t scanned = 0;
   for (;;) {
-    if (len_ >= kChunkBytes || eof_ || len_ == buf_.size()) {
-      // Enough bytes (or no more to come): cut after the last newline.
+    if (stream_ || len_ >= kChunkBytes || eof_ || len_ == buf_.size()) {
+      // Enough bytes (or no more to come, or a stream's lines so far): cut after the last
+      // newline.
       const void* nl = nullptr;
       for (size_t i = len_; i > scanned; --i) {
         if (buf_[i - 1] == '\n') {

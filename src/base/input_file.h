@@ -5,10 +5,19 @@
 // line longer than that is returned whole. A view returned by Next() is valid until the
 // following call. Compression is detected by the zstd magic number, not the file name.
 //
+// A FIFO, pipe or terminal is a stream: its lines are returned as they arrive (a chunk is cut
+// after the last whole line read so far, not only every kChunkBytes), and the reader waits for
+// them in short polls, so that a stop is seen (Next() returns false) and `idle` is called
+// while nothing comes.
+//
 // Thread-compatible: one reader per thread.
 #pragma once
 
+#include <sys/types.h>
+
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -23,7 +32,11 @@ class LineChunkReader {
  public:
   static constexpr size_t kChunkBytes = 1 << 20;
 
-  static Result<std::unique_ptr<LineChunkReader>> Open(const std::string& path);
+  // `stop` (may be null): a waiting stream gives up when it is set. `idle` (may be empty):
+  // called about every 100 ms while a stream has nothing to read.
+  static Result<std::unique_ptr<LineChunkReader>> Open(const std::string& path,
+                                                       const std::atomic<bool>* stop = nullptr,
+                                                       std::function<void()> idle = {});
   ~LineChunkReader();
   LineChunkReader(const LineChunkReader&) = delete;
   LineChunkReader& operator=(const LineChunkReader&) = delete;
@@ -33,15 +46,22 @@ class LineChunkReader {
   bool Next(std::string_view* chunk);
   const Status& status() const { return status_; }
   bool compressed() const { return dctx_ != nullptr; }
+  bool stream() const { return stream_; }
   const std::string& path() const { return path_; }
 
  private:
   LineChunkReader(std::string path, int fd, ZSTD_DCtx_s* dctx);
   // Appends at least some bytes to buf_ unless at EOF. Returns false at EOF or on error.
   bool Fill();
+  // Reads up to n bytes into p: all of them from a file, what has arrived from a stream.
+  // 0 at end of input (or a stop), -1 on error.
+  ssize_t Read(char* p, size_t n);
 
   const std::string path_;
   int fd_;
+  bool stream_ = false;
+  const std::atomic<bool>* stop_ = nullptr;
+  std::function<void()> idle_;
   ZSTD_DCtx_s* dctx_;  // null for plain files
   std::string raw_;    // compressed input (zstd only)
   size_t raw_pos_ = 0;

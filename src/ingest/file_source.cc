@@ -70,7 +70,9 @@ void FileSource::Run(const std::atomic<bool>& stop) {
     // with respect to an earlier one.
     PartitionClock clock;
     const int32_t slot = ctx_.partitions->Slot(path, -1);
-    auto reader = base::LineChunkReader::Open(path);
+    // A FIFO or pipe may wait for its writer: the wait still sees a stop and keeps the
+    // source's heartbeat going (it is waiting, not stuck).
+    auto reader = base::LineChunkReader::Open(path, &stop, [this] { Beat(); });
     if (!reader.ok()) {
       base::Log(base::LogLevel::kError, "file-source", "cannot read input file",
                 {{"path", path}, {"error", reader.status().ToString()}});

@@ -615,7 +615,10 @@ base::Status Pipeline::Run() {
 void Pipeline::EndLive() {
   if (!live_) return;
   live_->Close();
-  if (!live_->watching()) return;
+  // A client that was here a moment ago may be reconnecting: give it a second to come back
+  // for the last events and `end`.
+  if (!live_->WatchedWithin(std::chrono::seconds(5))) return;
+  if (!live_->watching()) std::this_thread::sleep_for(std::chrono::seconds(1));
   if (!live_->WaitForClients(std::chrono::seconds(2))) {
     Log(LogLevel::kWarn, "live", "live view clients still connected at exit; closing them");
   }

@@ -24,8 +24,8 @@
 
 #include "config/config.h"
 #include "ingest/ingestor.h"
-#include "live/hub.h"
 #include "ingest/source.h"
+#include "live/hub.h"
 #include "metrics/http_server.h"
 #include "metrics/metrics.h"
 #include "sink/dead_letter.h"

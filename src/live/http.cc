@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "base/log.h"
 #include "live/page.h"
 
 namespace turnstiled::live {
@@ -56,34 +57,28 @@ void Send(mg_connection* conn, int code, const char* status, const char* type,
 }
 
 void ServeEvents(Hub& hub, mg_connection* conn, bool head) {
-  switch (hub.Join()) {
-    case Hub::Admit::kFull:
-      Send(conn, 503, "Service Unavailable", "text/plain",
-           "too many live clients (live.max_clients); try again later\n", head,
-           "Retry-After: 5\r\n");
-      return;
-    case Hub::Admit::kClosed:
-      Send(conn, 503, "Service Unavailable", "text/plain", "the daemon is stopping\n", head);
-      return;
-    case Hub::Admit::kOk:
-      break;
-  }
-  mg_printf(conn,
-            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
-            "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n"
-            "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n");
-  if (head) {
-    hub.Leave(false);
+  constexpr const char* kHeaders =
+      "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+      "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n"
+      "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n";
+  if (head) {  // the headers a GET would get, without becoming a client
+    mg_printf(conn, "%s", kHeaders);
     return;
   }
-  uint64_t cursor = hub.last_id();
+  uint64_t cursor = 0;
+  if (hub.Join(&cursor) == Hub::Admit::kFull) {
+    Send(conn, 503, "Service Unavailable", "text/plain",
+         "too many live clients (live.max_clients); try again later\n", head, "Retry-After: 5\r\n");
+    return;
+  }
+  mg_printf(conn, "%s", kHeaders);
   if (const char* last = mg_get_header(conn, "Last-Event-ID")) {
     uint64_t id = 0;
     const auto [end, ec] = std::from_chars(last, last + std::strlen(last), id);
     if (ec == std::errc() && id <= cursor) cursor = id;
   }
   const HubOptions& o = hub.options();
-  std::string buf = hub.HelloFrame();
+  std::string buf = hub.HelloFrame(cursor);
   buf.reserve(300 * 1024);
   auto next_heartbeat = Clock::now();
   bool slow = false;
@@ -96,17 +91,22 @@ void ServeEvents(Hub& hub, mg_connection* conn, bool head) {
     }
     if (!buf.empty()) {
       const auto t0 = Clock::now();
-      if (mg_write(conn, buf.data(), buf.size()) <= 0) {
-        // A socket that stays full for the server's write timeout: the client stopped reading.
+      const int written = mg_write(conn, buf.data(), buf.size());
+      if (written < 0 || static_cast<size_t>(written) != buf.size()) {
+        // A socket that stays full for the server's write timeout: the client stopped reading
+        // (or it went away).
         slow = Clock::now() - t0 >= std::chrono::milliseconds(1500);
+        base::Log(base::LogLevel::kInfo, "live",
+                  slow ? "client dropped: it stopped reading" : "client went away",
+                  {{"written", std::to_string(written)}, {"of", std::to_string(buf.size())}});
         break;
       }
       buf.clear();
     }
     if (ended) break;
     const auto wait = std::min<Clock::duration>(
-        std::chrono::milliseconds(250), std::max<Clock::duration>(next_heartbeat - Clock::now(),
-                                                                  Clock::duration::zero()));
+        std::chrono::milliseconds(250),
+        std::max<Clock::duration>(next_heartbeat - Clock::now(), Clock::duration::zero()));
     uint64_t first = 0;
     switch (hub.Pull(&cursor, &buf, 256 * 1024,
                      std::chrono::duration_cast<std::chrono::milliseconds>(wait), &first)) {
@@ -120,6 +120,7 @@ void ServeEvents(Hub& hub, mg_connection* conn, bool head) {
         hub.NoteGap();
         break;
       case Hub::PullResult::kEnded:
+        buf += hub.HeartbeatFrame();  // the final figures
         buf += Hub::EndFrame();
         ended = true;
         break;

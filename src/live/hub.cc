@@ -35,8 +35,18 @@ void AppendRowJson(const window::WindowRow& row, std::string* out) {
 #define TURNSTILED_VERSION "0.0.0"
 #endif
 
+uint64_t FirstId(uint64_t given) {
+  if (given != 0) return given;
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+}
+
 Hub::Hub(HubOptions options, prometheus::Registry* registry, std::function<Stats()> stats)
-    : options_(std::move(options)), stats_(std::move(stats)) {
+    : options_(std::move(options)),
+      stats_(std::move(stats)),
+      first_id_(FirstId(options_.first_id)),
+      next_id_(first_id_) {
   ring_.resize(std::max<size_t>(1, options_.buffer_events));
   if (registry != nullptr) {
     clients_gauge_ = &prometheus::BuildGauge()
@@ -84,15 +94,15 @@ void Hub::Publish(Kind kind, const std::vector<window::WindowRow>& rows) {
     AppendRowJson(row, &json);
     ends.push_back(json.size());
   }
-  const std::string_view header = kind == Kind::kUpdate ? "\nevent: update\ndata: "
-                                                        : "\nevent: close\ndata: ";
+  const std::string_view header =
+      kind == Kind::kUpdate ? "\nevent: update\ndata: " : "\nevent: close\ndata: ";
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (closed_) return;
     size_t begin = 0;
     char id[24];
     for (size_t end : ends) {
-      std::string& slot = ring_[(next_id_ - 1) % ring_.size()];
+      std::string& slot = ring_[(next_id_ - first_id_) % ring_.size()];
       slot.clear();
       const int n = std::snprintf(id, sizeof id, "%llu", static_cast<unsigned long long>(next_id_));
       slot.append("id: ").append(id, static_cast<size_t>(n)).append(header);
@@ -119,27 +129,34 @@ bool Hub::WaitForClients(std::chrono::milliseconds timeout) {
   return left_cv_.wait_for(lock, timeout, [this] { return clients_.load() == 0; });
 }
 
-Hub::Admit Hub::Join() {
+Hub::Admit Hub::Join(uint64_t* cursor) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (closed_) return Admit::kClosed;
   if (clients_.load() >= options_.max_clients) {
     if (refused_ != nullptr) refused_->Increment();
     return Admit::kFull;
   }
+  *cursor = next_id_ - 1;
   clients_.fetch_add(1);
   generation_.fetch_add(1);
   if (clients_gauge_ != nullptr) clients_gauge_->Increment();
   return Admit::kOk;
 }
 
+bool Hub::WatchedWithin(std::chrono::milliseconds within) const {
+  if (watching()) return true;
+  const int64_t left = last_left_ns_.load();
+  return left != 0 &&
+         NowNs() - left < std::chrono::duration_cast<std::chrono::nanoseconds>(within).count();
+}
+
 void Hub::Leave(bool slow) {
+  last_left_ns_.store(NowNs());
   {
     std::lock_guard<std::mutex> lock(mu_);
-    record_until_ns_.store(
-        NowNs() +
-            std::chrono::duration_cast<std::chrono::nanoseconds>(options_.keep_after_last_client)
-                .count(),
-        std::memory_order_relaxed);
+    record_until_ns_.store(NowNs() + std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         options_.keep_after_last_client)
+                                         .count(),
+                           std::memory_order_relaxed);
     clients_.fetch_sub(1);
   }
   left_cv_.notify_all();
@@ -153,7 +170,7 @@ uint64_t Hub::last_id() const {
 }
 
 uint64_t Hub::FirstIdLocked() const {
-  return next_id_ > ring_.size() ? next_id_ - ring_.size() : 1;
+  return next_id_ - first_id_ > ring_.size() ? next_id_ - ring_.size() : first_id_;
 }
 
 Hub::PullResult Hub::Pull(uint64_t* cursor, std::string* out, size_t max_bytes,
@@ -171,18 +188,18 @@ Hub::PullResult Hub::Pull(uint64_t* cursor, std::string* out, size_t max_bytes,
   const size_t start = out->size();
   while (*cursor < next_id_ - 1 && out->size() - start < max_bytes) {
     ++*cursor;
-    out->append(ring_[(*cursor - 1) % ring_.size()]);
+    out->append(ring_[(*cursor - first_id_) % ring_.size()]);
   }
   return PullResult::kEvents;
 }
 
-std::string Hub::HelloFrame() const {
+std::string Hub::HelloFrame(uint64_t after) const {
   std::string s = "retry: 2000\nevent: hello\ndata: {\"version\":";
   sink::AppendJsonString(options_.version.empty() ? TURNSTILED_VERSION : options_.version, &s);
   s += ",\"window\":" + options_.window_json;
   s += ",\"coalesce_ms\":" + std::to_string(options_.coalesce.count());
   s += ",\"heartbeat_ms\":" + std::to_string(options_.heartbeat.count());
-  s += ",\"last_id\":" + std::to_string(last_id()) + "}\n\n";
+  s += ",\"last_id\":" + std::to_string(after) + "}\n\n";
   return s;
 }
 
@@ -197,19 +214,18 @@ std::string Hub::HeartbeatFrame() {
       rate_at_ = now;
       rate_records_ = st.records;
     } else if (dt >= 0.5) {
-      rate_ = st.records >= rate_records_ ? static_cast<double>(st.records - rate_records_) / dt
-                                          : 0.0;
+      rate_ =
+          st.records >= rate_records_ ? static_cast<double>(st.records - rate_records_) / dt : 0.0;
       rate_at_ = now;
       rate_records_ = st.records;
     }
     rate = rate_;
   }
   std::string s = "event: heartbeat\ndata: {\"time\":\"";
-  base::AppendIsoUtc(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count(),
-      &s);
+  base::AppendIsoUtc(std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count(),
+                     &s);
   s += "\",\"watermark\":";
   if (st.watermark_ms > 0) {
     s += '"';

@@ -1,8 +1,8 @@
 // Hub: what the live view (docs/LIVE.md) sends to its clients, kept in one fixed ring.
 //
 //   shard threads  --Publish(update rows, once per coalesce interval, only while watched)--+
-//   pipeline output --Publish(close rows, per closed window, only while recording)---------+--> ring
-//   HTTP threads (one per /events client) <--Pull(cursor)-- ring
+//   pipeline output --Publish(close rows, per closed window, only while recording)---------+-->
+//   ring HTTP threads (one per /events client) <--Pull(cursor)-- ring
 //
 // The ring holds the newest `buffer_events` events as ready-made SSE frames, each with an id
 // that grows by one. A client is only a cursor into it: it copies what it has not sent yet and
@@ -42,6 +42,10 @@ struct HubOptions {
   // The `hello` event's `window` object, e.g. {"type":"tumbling","size_ms":14400000,...}.
   std::string window_json = "{}";
   std::string version;
+  // The first event's id; 0: the time of start in microseconds since the epoch, so that the
+  // ids of a later run are higher than any of an earlier one, and a client resuming across a
+  // restart is told of a gap instead of being matched to an unrelated event.
+  uint64_t first_id = 0;
 };
 
 // What a heartbeat reports; filled by the pipeline from its metrics.
@@ -77,10 +81,15 @@ class Hub {
   void Close();
   // After Close(): waits until every client has left or `timeout` passed. True if all left.
   bool WaitForClients(std::chrono::milliseconds timeout);
+  // A client was connected in the last `within`: one may be reconnecting.
+  bool WatchedWithin(std::chrono::milliseconds within) const;
 
   // --- clients (HTTP threads) ---
-  enum class Admit { kOk, kFull, kClosed };
-  Admit Join();
+  // A client may still join after Close(): it gets what it resumes from, then `end`.
+  enum class Admit { kOk, kFull };
+  // On kOk, *cursor is the newest id: the client's stream starts after it, and the open
+  // windows the shards send for its join come after it too.
+  Admit Join(uint64_t* cursor);
   void Leave(bool slow);
   uint64_t last_id() const;
   // A client was sent a `gap` event (it resumed from, or fell, further back than the ring).
@@ -100,7 +109,8 @@ class Hub {
                   std::chrono::milliseconds wait, uint64_t* first_id);
 
   // Whole SSE frames (terminated by a blank line).
-  std::string HelloFrame() const;
+  // `after`: the id the stream continues after.
+  std::string HelloFrame(uint64_t after) const;
   std::string HeartbeatFrame();
   static std::string GapFrame(uint64_t after, uint64_t first_id);
   static std::string EndFrame() { return "event: end\ndata: {}\n\n"; }
@@ -115,11 +125,13 @@ class Hub {
   std::atomic<int> clients_{0};
   std::atomic<uint64_t> generation_{0};
   std::atomic<int64_t> record_until_ns_{0};  // steady clock; see keep_after_last_client
+  std::atomic<int64_t> last_left_ns_{0};     // steady clock: when a client last left
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::string> ring_;  // guarded by mu_: event id i is in ring_[(i - 1) % size]
-  uint64_t next_id_ = 1;           // guarded by mu_
+  const uint64_t first_id_;
+  std::vector<std::string> ring_;  // guarded by mu_: event id i is in ring_[(i - first_id_) % size]
+  uint64_t next_id_;               // guarded by mu_
   bool closed_ = false;            // guarded by mu_
   std::condition_variable left_cv_;
 

@@ -43,23 +43,13 @@ base::Result<std::unique_ptr<HttpServer>> HttpServer::Start(
     ReadinessProbe live, RequestHook extra) {
   std::unique_ptr<HttpServer> server(
       new HttpServer(std::move(registry), std::move(ready), std::move(live), std::move(extra)));
-  const char* options[] = {"listening_ports",
-                           listen.c_str(),
-                           "num_threads",
-                           kWorkers,
-                           "request_timeout_ms",
-                           kRequestTimeoutMs,
-                           "enable_keep_alive",
-                           "no",
-                           "linger_timeout_ms",
-                           "0",
-                           "max_request_size",
-                           "8192",
-                           "connection_queue",
-                           "64",
-                           "listen_backlog",
-                           "256",
-                           nullptr};
+  const char* options[] = {"listening_ports", listen.c_str(), "num_threads", kWorkers,
+                           "request_timeout_ms", kRequestTimeoutMs, "enable_keep_alive", "no",
+                           // Closing must not discard what is still in the send buffer (an
+                           // abortive close would cut the tail off a large scrape or a live
+                           // stream's last events); the kernel finishes sending after close.
+                           "linger_timeout_ms", "-1", "max_request_size", "8192",
+                           "connection_queue", "64", "listen_backlog", "256", nullptr};
   mg_callbacks callbacks{};
   server->ctx_ = mg_start(&callbacks, nullptr, options);
   if (server->ctx_ == nullptr) {

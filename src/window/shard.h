@@ -128,7 +128,7 @@ class Shard {
     int64_t events = 0;
     int64_t first_ms = 0;
     int64_t last_ms = 0;
-    int32_t slot : 30 = 0;  // the partition whose state holds the aggregate
+    int32_t slot : 30 = 0;   // the partition whose state holds the aggregate
     bool dirty : 1 = false;  // changed since the last EmitUpdates
     bool live : 1 = false;   // changed since the last CollectLive
   };

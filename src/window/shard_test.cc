@@ -242,6 +242,29 @@ TEST_CASE("emit update sends changed open windows as non-final rows") {
   CHECK(out.rows[1].entries == 2);
 }
 
+TEST_CASE("the live view collects the open windows changed since its last call, or all of them") {
+  Collector out;
+  Shard shard(0, Tumbling4h(config::CounterMode::kDelta), &out);
+  Feed f;
+  f.Add("A", "D1", kH, 2, 1).Add("B", "D2", kH, 5, 0).Progress(kH).SendTo(shard);
+  std::vector<WindowRow> rows;
+  shard.CollectLive(false, &rows);
+  REQUIRE(rows.size() == 2);
+  CHECK_FALSE(rows[0].final);
+  rows.clear();
+  shard.CollectLive(false, &rows);
+  CHECK(rows.empty());  // nothing changed since
+  f.Add("B", "D2", kH + 1000, 3, 0).Progress(kH + 1000).SendTo(shard);
+  shard.CollectLive(false, &rows);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].station == "B");
+  CHECK(rows[0].entries == 8);
+  rows.clear();
+  shard.CollectLive(true, &rows);  // a new client: every open window
+  CHECK(rows.size() == 2);
+  CHECK(out.rows.empty());  // collecting emits nothing to the sinks
+}
+
 TEST_CASE("a partition's state exported, dropped and restored elsewhere continues exactly") {
   // Two partitions feed one shard. Partition 1's state moves to a second shard mid-window;
   // the rows both shards emit together equal one uninterrupted shard's.
