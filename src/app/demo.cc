@@ -8,8 +8,12 @@
 // With --live the producer replays paced (a week in about a minute) while the pipeline
 // streams, and the live view (docs/LIVE.md) shows the windows filling and closing until
 // Ctrl-C.
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +22,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -42,7 +47,8 @@ std::string SelfExe() {
   return ec ? std::string("turnstiled") : p.string();
 }
 
-pid_t Spawn(const std::vector<std::string>& args) {
+// `quiet`: the child's stdout goes to /dev/null (the broker prints its address there).
+pid_t Spawn(const std::vector<std::string>& args, bool quiet = false) {
   const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid == 0) {
@@ -51,6 +57,13 @@ pid_t Spawn(const std::vector<std::string>& args) {
     setpgid(0, 0);
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent) _exit(1);
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, nullptr);  // the demo blocks them; the child must not
+    if (quiet) {
+      const int devnull = open("/dev/null", O_WRONLY);
+      if (devnull >= 0) dup2(devnull, STDOUT_FILENO);
+    }
     std::vector<char*> argv;
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -93,6 +106,44 @@ std::vector<std::string> SplitCsv(std::string_view line) {
   return out;
 }
 
+// Checks that `listen` ("host:port", IPv4 or [IPv6]) can be bound now, and makes port 0 a
+// real free port, so that the URL the demo prints is the one it serves. "" on success, else
+// why not.
+std::string ClaimListen(std::string* listen) {
+  const size_t colon = listen->rfind(':');
+  if (colon == std::string::npos) return "expected HOST:PORT";
+  std::string host = listen->substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const std::string port = listen->substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0 || found == nullptr) {
+    return "not an IP address and port";
+  }
+  const int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  const int one = 1;
+  if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  std::string error;
+  if (fd < 0 || bind(fd, found->ai_addr, found->ai_addrlen) != 0) {
+    error = std::strerror(errno);
+  } else {
+    sockaddr_storage bound{};
+    socklen_t len = sizeof bound;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len);
+    const uint16_t p = bound.ss_family == AF_INET6
+                           ? ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port)
+                           : ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+    *listen = listen->substr(0, colon + 1) + std::to_string(p);
+  }
+  if (fd >= 0) close(fd);
+  freeaddrinfo(found);
+  return error;
+}
+
 std::string FindMtaDir(const std::string& given) {
   if (!given.empty()) return given;
   if (const char* env = std::getenv("TURNSTILED_MTA_DIR")) return env;
@@ -130,6 +181,20 @@ int DemoMain(int argc, char** argv) {
       ->check(CLI::Range(int64_t{1}, int64_t{24 * 60}));
   CLI11_PARSE(app, argc, argv);
 
+  // Ctrl-C from here on is taken by the pipeline's signal thread (run.cc), once it runs: held
+  // until then, it stops the demo in order instead of killing it half-started.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  if (const std::string why = ClaimListen(&metrics); !why.empty()) {
+    std::fprintf(stderr, "demo: cannot serve --metrics %s: %s (pick another with --metrics)\n",
+                 metrics.c_str(), why.c_str());
+    return kExitUsage;
+  }
+
   const std::string self = SelfExe();
   fs::create_directories(out);
   const std::string abs_out = fs::absolute(out).string();
@@ -146,7 +211,8 @@ int DemoMain(int argc, char** argv) {
   std::printf("1. starting the embedded broker (6 partitions)\n");
   std::fflush(stdout);
   const pid_t broker = Spawn({self, "broker", "--partitions", "6", "--topic", "turnstile-stream",
-                              "--bootstrap-file", addr_file});
+                              "--bootstrap-file", addr_file},
+                             /*quiet=*/true);
   std::string bootstrap;
   for (int i = 0; i < 300 && bootstrap.empty(); ++i) {
     std::ifstream in(addr_file);
@@ -176,10 +242,14 @@ int DemoMain(int argc, char** argv) {
     // A week is 10,080 minutes.
     if (live) produce.insert(produce.end(), {"--speedup", std::to_string(10080 / minutes)});
   } else {
-    std::printf("2. no real MTA data found: generating %lld readings (seed 1)\n",
-                static_cast<long long>(count));
+    std::printf("2. %s: generating %lld readings (seed 1)\n",
+                generate ? "--generate" : "no real MTA data found", static_cast<long long>(count));
     produce.insert(produce.end(), {"--generate", "--count", std::to_string(count), "--seed", "1"});
-    if (live) produce.insert(produce.end(), {"--rate", std::to_string(count / (60 * minutes))});
+    if (live) {
+      // At least 1 a second: a rate of 0 would mean "as fast as possible".
+      produce.insert(produce.end(),
+                     {"--rate", std::to_string(std::max<int64_t>(1, count / (60 * minutes)))});
+    }
   }
   std::fflush(stdout);
   pid_t producer = -1;

@@ -1,11 +1,17 @@
 #include "live/http.h"
 
 #include <civetweb.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <string_view>
+#include <thread>
+#include <vector>
 
 #include "base/log.h"
 #include "live/page.h"
@@ -56,6 +62,129 @@ void Send(mg_connection* conn, int code, const char* status, const char* type,
   if (!head) mg_write(conn, body.data(), body.size());
 }
 
+// The writing half of a stream: a thread of its own at the lowest priority writes what the
+// client's worker thread pulls. On a busy machine the pipeline's threads come first, and a
+// client that cannot keep up falls behind (and is told of a gap) instead of slowing them. The
+// worker thread takes its references from the hub (a short lock, at its own priority, so a
+// starved writer never holds a lock a publisher needs) and otherwise waits; it keeps its
+// priority for the requests it serves next.
+class Writer {
+ public:
+  explicit Writer(mg_connection* conn) : conn_(conn), thread_([this] { Loop(); }) {}
+  ~Writer() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      quit_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  Writer(const Writer&) = delete;
+  Writer& operator=(const Writer&) = delete;
+
+  // Writes `frames` (and empties it). False when the client is gone; *slow: it stopped reading.
+  bool Write(std::vector<Hub::Frames>* frames, bool* slow) {
+    std::unique_lock<std::mutex> lock(mu_);
+    batch_.swap(*frames);
+    pending_ = true;
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return !pending_; });
+    batch_.clear();  // drop the references here, not on the writer's thread
+    *slow = slow_;
+    return ok_;
+  }
+
+ private:
+  void Loop() {
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [this] { return pending_ || quit_; });
+      if (quit_) return;
+      lock.unlock();
+      bool ok = true;
+      bool slow = false;
+      for (const Hub::Frames& f : batch_) {
+        const std::string_view bytes = f.view();
+        const auto t0 = Clock::now();
+        const int written = mg_write(conn_, bytes.data(), bytes.size());
+        if (written < 0 || static_cast<size_t>(written) != bytes.size()) {
+          // A socket that stays full for the server's write timeout: the client stopped
+          // reading (or it went away).
+          slow = Clock::now() - t0 >= std::chrono::milliseconds(1500);
+          base::Log(base::LogLevel::kInfo, "live",
+                    slow ? "client dropped: it stopped reading" : "client went away",
+                    {{"written", std::to_string(written)}, {"of", std::to_string(bytes.size())}});
+          ok = false;
+          break;
+        }
+      }
+      lock.lock();
+      ok_ = ok;
+      slow_ = slow;
+      pending_ = false;
+      cv_.notify_all();
+    }
+  }
+
+  mg_connection* const conn_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Hub::Frames> batch_;  // guarded by mu_ (owned by the writer while pending_)
+  bool pending_ = false;            // guarded by mu_
+  bool quit_ = false;               // guarded by mu_
+  bool ok_ = true;                  // guarded by mu_
+  bool slow_ = false;               // guarded by mu_
+  std::thread thread_;              // last: starts once the rest is ready
+};
+
+// Streams the events after `cursor` until the end or a failed write. Returns true when the
+// client was dropped for not reading.
+bool Stream(Hub& hub, mg_connection* conn, uint64_t cursor) {
+  const HubOptions& o = hub.options();
+  Writer writer(conn);
+  std::vector<Hub::Frames> batch;
+  batch.push_back(Hub::Text(hub.HelloFrame(cursor)));
+  auto next_heartbeat = Clock::now();
+  bool ended = false;
+  for (;;) {
+    const auto now = Clock::now();
+    if (now >= next_heartbeat) {
+      batch.push_back(Hub::Text(hub.HeartbeatFrame()));
+      next_heartbeat = now + o.heartbeat;
+    }
+    if (!batch.empty()) {
+      bool slow = false;
+      if (!writer.Write(&batch, &slow)) return slow;
+    }
+    if (ended) return false;
+    const auto wait = std::min<Clock::duration>(
+        std::chrono::milliseconds(250),
+        std::max<Clock::duration>(next_heartbeat - Clock::now(), Clock::duration::zero()));
+    uint64_t first = 0;
+    switch (hub.Pull(&cursor, &batch, 256 * 1024,
+                     std::chrono::duration_cast<std::chrono::milliseconds>(wait), &first)) {
+      case Hub::PullResult::kGap:
+        // A resume from further back than the ring holds, or a burst larger than the ring
+        // (the end of a file, say) that this client had not sent yet: it is told what it
+        // missed and goes on from the oldest event kept. A client that stops reading is
+        // dropped by the write timeout instead.
+        batch.push_back(Hub::Text(Hub::GapFrame(cursor, first)));
+        cursor = first - 1;
+        hub.NoteGap();
+        break;
+      case Hub::PullResult::kEnded:
+        batch.push_back(Hub::Text(hub.HeartbeatFrame()));  // the final figures
+        batch.push_back(Hub::Text(Hub::EndFrame()));
+        ended = true;
+        break;
+      case Hub::PullResult::kEvents:
+      case Hub::PullResult::kTimeout:
+        break;
+    }
+  }
+}
+
 void ServeEvents(Hub& hub, mg_connection* conn, bool head) {
   constexpr const char* kHeaders =
       "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
@@ -77,59 +206,7 @@ void ServeEvents(Hub& hub, mg_connection* conn, bool head) {
     const auto [end, ec] = std::from_chars(last, last + std::strlen(last), id);
     if (ec == std::errc() && id <= cursor) cursor = id;
   }
-  const HubOptions& o = hub.options();
-  std::string buf = hub.HelloFrame(cursor);
-  buf.reserve(300 * 1024);
-  auto next_heartbeat = Clock::now();
-  bool slow = false;
-  bool ended = false;
-  for (;;) {
-    const auto now = Clock::now();
-    if (now >= next_heartbeat) {
-      buf += hub.HeartbeatFrame();
-      next_heartbeat = now + o.heartbeat;
-    }
-    if (!buf.empty()) {
-      const auto t0 = Clock::now();
-      const int written = mg_write(conn, buf.data(), buf.size());
-      if (written < 0 || static_cast<size_t>(written) != buf.size()) {
-        // A socket that stays full for the server's write timeout: the client stopped reading
-        // (or it went away).
-        slow = Clock::now() - t0 >= std::chrono::milliseconds(1500);
-        base::Log(base::LogLevel::kInfo, "live",
-                  slow ? "client dropped: it stopped reading" : "client went away",
-                  {{"written", std::to_string(written)}, {"of", std::to_string(buf.size())}});
-        break;
-      }
-      buf.clear();
-    }
-    if (ended) break;
-    const auto wait = std::min<Clock::duration>(
-        std::chrono::milliseconds(250),
-        std::max<Clock::duration>(next_heartbeat - Clock::now(), Clock::duration::zero()));
-    uint64_t first = 0;
-    switch (hub.Pull(&cursor, &buf, 256 * 1024,
-                     std::chrono::duration_cast<std::chrono::milliseconds>(wait), &first)) {
-      case Hub::PullResult::kGap:
-        // A resume from further back than the ring holds, or a burst larger than the ring
-        // (the end of a file, say) that this client had not read yet: it is told what it
-        // missed and goes on from the oldest event kept. A client that stops reading is
-        // dropped by the write timeout above instead.
-        buf += Hub::GapFrame(cursor, first);
-        cursor = first - 1;
-        hub.NoteGap();
-        break;
-      case Hub::PullResult::kEnded:
-        buf += hub.HeartbeatFrame();  // the final figures
-        buf += Hub::EndFrame();
-        ended = true;
-        break;
-      case Hub::PullResult::kEvents:
-      case Hub::PullResult::kTimeout:
-        break;
-    }
-  }
-  hub.Leave(slow);
+  hub.Leave(Stream(hub, conn, cursor));
 }
 
 }  // namespace

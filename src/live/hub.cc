@@ -97,17 +97,36 @@ void Hub::Publish(Kind kind, const std::vector<window::WindowRow>& rows) {
   const std::string_view header =
       kind == Kind::kUpdate ? "\nevent: update\ndata: " : "\nevent: close\ndata: ";
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return;
+    // Publishers take turns (publish_mu_), so the ids they write are theirs; readers wait only
+    // for the slots to be swapped in (mu_), never for the frames to be written.
+    std::lock_guard<std::mutex> publishing(publish_mu_);
+    uint64_t id;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (closed_) return;
+      id = next_id_;
+    }
+    auto block = std::make_shared<std::string>();
+    block->reserve(json.size() + ends.size() * 48);
+    thread_local std::vector<uint32_t> starts;
+    starts.clear();
     size_t begin = 0;
-    char id[24];
+    char text[24];
     for (size_t end : ends) {
-      std::string& slot = ring_[(next_id_ - first_id_) % ring_.size()];
-      slot.clear();
-      const int n = std::snprintf(id, sizeof id, "%llu", static_cast<unsigned long long>(next_id_));
-      slot.append("id: ").append(id, static_cast<size_t>(n)).append(header);
-      slot.append(json, begin, end - begin).append("\n\n");
+      starts.push_back(static_cast<uint32_t>(block->size()));
+      const int n = std::snprintf(text, sizeof text, "%llu",
+                                  static_cast<unsigned long long>(id + starts.size() - 1));
+      block->append("id: ").append(text, static_cast<size_t>(n)).append(header);
+      block->append(json, begin, end - begin).append("\n\n");
       begin = end;
+    }
+    std::shared_ptr<const std::string> frames = std::move(block);
+    std::lock_guard<std::mutex> lock(mu_);
+    for (size_t i = 0; i < starts.size(); ++i) {
+      Slot& slot = ring_[(next_id_ - first_id_) % ring_.size()];
+      slot.block = frames;
+      slot.begin = starts[i];
+      slot.end = i + 1 < starts.size() ? starts[i + 1] : static_cast<uint32_t>(frames->size());
       ++next_id_;
     }
   }
@@ -173,7 +192,7 @@ uint64_t Hub::FirstIdLocked() const {
   return next_id_ - first_id_ > ring_.size() ? next_id_ - ring_.size() : first_id_;
 }
 
-Hub::PullResult Hub::Pull(uint64_t* cursor, std::string* out, size_t max_bytes,
+Hub::PullResult Hub::Pull(uint64_t* cursor, std::vector<Frames>* out, size_t max_bytes,
                           std::chrono::milliseconds wait, uint64_t* first_id) {
   std::unique_lock<std::mutex> lock(mu_);
   if (*cursor >= next_id_ - 1) {
@@ -185,10 +204,16 @@ Hub::PullResult Hub::Pull(uint64_t* cursor, std::string* out, size_t max_bytes,
     return PullResult::kGap;
   }
   if (*cursor >= next_id_ - 1) return closed_ ? PullResult::kEnded : PullResult::kTimeout;
-  const size_t start = out->size();
-  while (*cursor < next_id_ - 1 && out->size() - start < max_bytes) {
+  size_t bytes = 0;
+  while (*cursor < next_id_ - 1 && bytes < max_bytes) {
     ++*cursor;
-    out->append(ring_[(*cursor - first_id_) % ring_.size()]);
+    const Slot& slot = ring_[(*cursor - first_id_) % ring_.size()];
+    if (!out->empty() && out->back().block == slot.block && out->back().end == slot.begin) {
+      out->back().end = slot.end;  // the next frame of the same publish
+    } else {
+      out->push_back(slot);
+    }
+    bytes += slot.end - slot.begin;
   }
   return PullResult::kEvents;
 }

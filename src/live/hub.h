@@ -1,15 +1,16 @@
 // Hub: what the live view (docs/LIVE.md) sends to its clients, kept in one fixed ring.
 //
-//   shard threads  --Publish(update rows, once per coalesce interval, only while watched)--+
-//   pipeline output --Publish(close rows, per closed window, only while recording)---------+-->
-//   ring HTTP threads (one per /events client) <--Pull(cursor)-- ring
+//   shard threads:   Publish(update rows), once per coalesce interval, only while watched
+//   pipeline output: Publish(close rows), per closed window, only while recording
+//   HTTP threads:    Pull(cursor), one thread per /events client
 //
-// The ring holds the newest `buffer_events` events as ready-made SSE frames, each with an id
-// that grows by one. A client is only a cursor into it: it copies what it has not sent yet and
+// The ring holds the newest `buffer_events` events as ready-made SSE frames (each Publish()
+// writes its frames into one immutable block; a slot points into it), each with an id that
+// grows by one. A client is only a cursor into it: it copies what it has not sent yet and
 // writes it out on its own thread. A client that falls a whole ring behind has lost events (it
 // is told so with a `gap` event), so clients never make a producer wait beyond the copy of a
-// frame into a slot, and never grow memory: the ring's strings keep their capacity from one
-// lap to the next.
+// slot's pointer, and never grow memory: a block is freed when the ring has moved past it and
+// no client is copying it.
 //
 // Thread-safe. watching() is a relaxed atomic load, cheap enough to ask once per batch.
 #pragma once
@@ -23,8 +24,10 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "window/row.h"
@@ -97,6 +100,19 @@ class Hub {
     if (gaps_ != nullptr) gaps_->Increment();
   }
 
+  // Some frames: [begin, end) of an immutable block. Holding one keeps its block alive.
+  struct Frames {
+    std::shared_ptr<const std::string> block;
+    uint32_t begin = 0;
+    uint32_t end = 0;
+    std::string_view view() const { return std::string_view(*block).substr(begin, end - begin); }
+  };
+  static Frames Text(std::string text) {
+    auto block = std::make_shared<const std::string>(std::move(text));
+    const auto size = static_cast<uint32_t>(block->size());
+    return {std::move(block), 0, size};
+  }
+
   enum class PullResult {
     kEvents,   // frames were appended to *out
     kTimeout,  // nothing new within `wait`
@@ -105,7 +121,8 @@ class Hub {
   };
   // Appends the frames of events after *cursor (up to about `max_bytes`) to *out and advances
   // *cursor; waits up to `wait` for one. On kGap nothing is appended and *cursor is unchanged.
-  PullResult Pull(uint64_t* cursor, std::string* out, size_t max_bytes,
+  // Only references are taken (under the lock, briefly): the bytes are not copied.
+  PullResult Pull(uint64_t* cursor, std::vector<Frames>* out, size_t max_bytes,
                   std::chrono::milliseconds wait, uint64_t* first_id);
 
   // Whole SSE frames (terminated by a blank line).
@@ -127,12 +144,16 @@ class Hub {
   std::atomic<int64_t> record_until_ns_{0};  // steady clock; see keep_after_last_client
   std::atomic<int64_t> last_left_ns_{0};     // steady clock: when a client last left
 
+  // One event: its frame, [begin, end) of the frames of the Publish() that made it. Frames are
+  // immutable once published, so a reader writes them out after letting go of mu_.
+  using Slot = Frames;
+  std::mutex publish_mu_;  // one Publish() at a time; taken before mu_
   mutable std::mutex mu_;
   std::condition_variable cv_;
   const uint64_t first_id_;
-  std::vector<std::string> ring_;  // guarded by mu_: event id i is in ring_[(i - first_id_) % size]
-  uint64_t next_id_;               // guarded by mu_
-  bool closed_ = false;            // guarded by mu_
+  std::vector<Slot> ring_;  // guarded by mu_: event id i is in ring_[(i - first_id_) % size]
+  uint64_t next_id_;        // guarded by mu_
+  bool closed_ = false;     // guarded by mu_
   std::condition_variable left_cv_;
 
   std::mutex rate_mu_;

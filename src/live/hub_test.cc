@@ -39,6 +39,15 @@ HubOptions Small(size_t events, int clients = 4) {
   return o;
 }
 
+// Pulls like Hub::Pull, with the frames' bytes appended to *out.
+Hub::PullResult Pull(Hub& hub, uint64_t* cursor, std::string* out, size_t max_bytes,
+                     uint64_t* first = nullptr) {
+  std::vector<Hub::Frames> frames;
+  const Hub::PullResult r = hub.Pull(cursor, &frames, max_bytes, milliseconds(1), first);
+  for (const auto& f : frames) out->append(f.view());
+  return r;
+}
+
 // The data lines of the frames in `sse`, in order.
 std::vector<std::string> DataLines(const std::string& sse) {
   std::vector<std::string> out;
@@ -69,7 +78,7 @@ TEST_CASE("an event's data is the file sink's jsonl row plus its source") {
   hub.Publish(Kind::kClose, {row});
   uint64_t cursor = 0;
   std::string out;
-  REQUIRE(hub.Pull(&cursor, &out, 1 << 20, milliseconds(0), nullptr) == Hub::PullResult::kEvents);
+  REQUIRE(Pull(hub, &cursor, &out, 1 << 20) == Hub::PullResult::kEvents);
   CHECK(cursor == 1);
   CHECK(out.rfind("id: 1\nevent: close\ndata: ", 0) == 0);
   std::string expected;
@@ -87,7 +96,7 @@ TEST_CASE("close events carry final rows only; updates carry the open ones") {
   hub.Publish(Kind::kUpdate, {Row("C", false)});
   uint64_t cursor = 0;
   std::string out;
-  REQUIRE(hub.Pull(&cursor, &out, 1 << 20, milliseconds(0), nullptr) == Hub::PullResult::kEvents);
+  REQUIRE(Pull(hub, &cursor, &out, 1 << 20) == Hub::PullResult::kEvents);
   CHECK(cursor == 2);
   CHECK(out.find("\"station\":\"A\"") == std::string::npos);
   CHECK(out.find("id: 1\nevent: close\n") != std::string::npos);
@@ -112,7 +121,7 @@ TEST_CASE("ids start at the time of start, so a later run's ids are higher than 
   uint64_t cursor = old_id;
   uint64_t first = 0;
   std::string out;
-  CHECK(later.Pull(&cursor, &out, 1 << 20, milliseconds(0), &first) == Hub::PullResult::kGap);
+  CHECK(Pull(later, &cursor, &out, 1 << 20, &first) == Hub::PullResult::kGap);
   CHECK(first == later.last_id());
   earlier.Leave(false);
   later.Leave(false);
@@ -128,11 +137,11 @@ TEST_CASE("a cursor older than the ring gets a gap with the oldest id kept") {
   uint64_t cursor = 3;
   uint64_t first = 0;
   std::string out;
-  REQUIRE(hub.Pull(&cursor, &out, 1 << 20, milliseconds(0), &first) == Hub::PullResult::kGap);
+  REQUIRE(Pull(hub, &cursor, &out, 1 << 20, &first) == Hub::PullResult::kGap);
   CHECK(first == 25);
   CHECK(out.empty());
   cursor = first - 1;
-  REQUIRE(hub.Pull(&cursor, &out, 1 << 20, milliseconds(0), &first) == Hub::PullResult::kEvents);
+  REQUIRE(Pull(hub, &cursor, &out, 1 << 20, &first) == Hub::PullResult::kEvents);
   CHECK(cursor == 40);
   CHECK(DataLines(out).size() == 16);
   CHECK(out.rfind("id: 25\n", 0) == 0);
@@ -146,12 +155,12 @@ TEST_CASE("a pull is bounded by max_bytes and goes on where it stopped") {
   hub.Publish(Kind::kClose, rows);
   uint64_t cursor = 0;
   std::string out;
-  REQUIRE(hub.Pull(&cursor, &out, 1, milliseconds(0), nullptr) == Hub::PullResult::kEvents);
+  REQUIRE(Pull(hub, &cursor, &out, 1) == Hub::PullResult::kEvents);
   CHECK(cursor == 1);
-  REQUIRE(hub.Pull(&cursor, &out, 1 << 20, milliseconds(0), nullptr) == Hub::PullResult::kEvents);
+  REQUIRE(Pull(hub, &cursor, &out, 1 << 20) == Hub::PullResult::kEvents);
   CHECK(cursor == 10);
   CHECK(DataLines(out).size() == 10);
-  CHECK(hub.Pull(&cursor, &out, 1 << 20, milliseconds(1), nullptr) == Hub::PullResult::kTimeout);
+  CHECK(Pull(hub, &cursor, &out, 1 << 20) == Hub::PullResult::kTimeout);
   hub.Leave(false);
 }
 
@@ -193,8 +202,8 @@ TEST_CASE("close ends the stream after what was published, and refuses new clien
   hub.Publish(Kind::kClose, {Row("B")});  // after the end: not sent
   uint64_t cursor = 0;
   std::string out;
-  CHECK(hub.Pull(&cursor, &out, 1 << 20, milliseconds(0), nullptr) == Hub::PullResult::kEvents);
-  CHECK(hub.Pull(&cursor, &out, 1 << 20, milliseconds(0), nullptr) == Hub::PullResult::kEnded);
+  CHECK(Pull(hub, &cursor, &out, 1 << 20) == Hub::PullResult::kEvents);
+  CHECK(Pull(hub, &cursor, &out, 1 << 20) == Hub::PullResult::kEnded);
   CHECK(DataLines(out).size() == 1);
   hub.Leave(false);
   CHECK(hub.WaitForClients(milliseconds(0)));
@@ -202,8 +211,8 @@ TEST_CASE("close ends the stream after what was published, and refuses new clien
   REQUIRE(hub.Join(&joined) == Hub::Admit::kOk);
   cursor = 0;
   out.clear();
-  CHECK(hub.Pull(&cursor, &out, 1 << 20, milliseconds(0), nullptr) == Hub::PullResult::kEvents);
-  CHECK(hub.Pull(&cursor, &out, 1 << 20, milliseconds(0), nullptr) == Hub::PullResult::kEnded);
+  CHECK(Pull(hub, &cursor, &out, 1 << 20) == Hub::PullResult::kEvents);
+  CHECK(Pull(hub, &cursor, &out, 1 << 20) == Hub::PullResult::kEnded);
   hub.Leave(false);
 }
 

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The live view's cost (docs/LIVE.md): the Kafka path's rate with 50 /events clients connected
+# and with none. Prints figures; asserts nothing.
+#
+#   bash bench/live_cost.sh [--build-dir DIR] [--no-build] [--repeat N] [--kafka-weeks N]
+#                           [--clients N]
+#
+# Starts `turnstiled broker --partitions 6` and replays the first --kafka-weeks (default 4)
+# real 2024 weeks into it, as bench/run.sh's Kafka path does. Then, per round, on the same
+# topic with a fresh group each time, `turnstiled run --available-now` (2 consumer threads,
+# the file sink, metrics and the live view on a free port) twice, in alternating order:
+#   none:  nobody connected;
+#   N:     --clients (default 50) Server-Sent Events clients (bench/sse_clients.py, one
+#          process) connected before the group has joined, reading everything until `end`.
+# The rate is the steady one of bench/run.sh: records from the last "partitions assigned" log
+# line to "input complete". The clients run on the same 2 cores: their reading is part of the
+# cost. Output: one `live_cost:` line per round and a summary line with the medians.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build="$repo/build/bench"
+do_build=1
+repeat=3
+kafka_weeks=4
+clients=50
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --build-dir) build=$(cd "$2" 2> /dev/null && pwd || echo "$2"); shift 2 ;;
+    --no-build) do_build=0; shift ;;
+    --repeat) repeat=$2; shift 2 ;;
+    --kafka-weeks) kafka_weeks=$2; shift 2 ;;
+    --clients) clients=$2; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "bench/live_cost.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+done
+data=${TURNSTILED_MTA_DIR:-$repo/../shared/data/mta}
+if ! ls "$data"/turnstile_24*.txt.zst > /dev/null 2>&1; then
+  echo "live_cost: SKIPPED (no real MTA weeks in $data)"
+  exit 0
+fi
+if [[ $do_build -eq 1 ]]; then
+  if [[ ! -f "$build/CMakeCache.txt" ]]; then
+    cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
+  fi
+  cmake --build "$build" --target turnstiled > /dev/null
+fi
+bin="$build/turnstiled"
+[[ -x "$bin" ]] || { echo "bench/live_cost.sh: missing $bin" >&2; exit 2; }
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/turnstiled-live.XXXXXX")
+broker_pid=""
+cleanup() {
+  if [[ -n "$broker_pid" ]]; then
+    kill "$broker_pid" 2> /dev/null || true
+    wait "$broker_pid" 2> /dev/null || true
+  fi
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+say() { echo "[${SECONDS}s] $*" >&2; }
+log_ms() {
+  grep -F "msg=\"$1\"" "$2" | tail -1 | sed -E 's/^ts=([^ ]+) .*/\1/' |
+    { read -r ts && date -u -d "${ts%Z}" +%s%3N; }
+}
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+mapfile -t files < <(ls "$data"/turnstile_24*.txt.zst | head -n "$kafka_weeks")
+say "broker with 6 partitions, replaying ${#files[@]} week(s)"
+"$bin" broker --partitions 6 --topic bench --bootstrap-file "$tmp/bootstrap" \
+  > /dev/null 2> "$tmp/broker.log" &
+broker_pid=$!
+for ((i = 0; i < 300; i++)); do
+  [[ -s "$tmp/bootstrap" ]] && break
+  sleep 0.1
+done
+[[ -s "$tmp/bootstrap" ]] || { echo "bench/live_cost.sh: broker not ready" >&2; exit 1; }
+bootstrap=$(cat "$tmp/bootstrap")
+"$bin" produce -b "$bootstrap" --topic bench --replay "${files[@]}" 2> "$tmp/produce.log"
+produced=$(grep -F 'msg=done' "$tmp/produce.log" | sed -E 's/.* records=([0-9]+).*/\1/')
+
+# run_case NAME CLIENTS: one --available-now run; prints "rate rows closes gaps".
+run_case() {
+  local name=$1 n=$2 port log out
+  port=$(free_port)
+  out="$tmp/out/$name"
+  mkdir -p "$out"
+  cat > "$tmp/$name.yaml" << YAML
+source:
+  type: kafka
+  kafka:
+    bootstrap_servers: $bootstrap
+    topics: [bench]
+    group_id: live-$$-$name-$RANDOM
+    consumer_threads: 2
+    properties: {session.timeout.ms: 6000, heartbeat.interval.ms: 500}
+format: {type: mta-csv, timezone: America/New_York, counters: cumulative}
+window: {type: tumbling, size: 4h}
+sinks:
+  - {name: lake, type: file, path: $out/lake}
+metrics: {listen: "127.0.0.1:$port"}
+live: {buffer_events: 16384}
+state: {dir: $out/state}
+YAML
+  log="$tmp/$name.log"
+  local clients_pid=""
+  sync
+  "$bin" run -c "$tmp/$name.yaml" --available-now > /dev/null 2> "$log" &
+  local run_pid=$!
+  if [[ $n -gt 0 ]]; then
+    nice -n 19 /usr/bin/python3 "$repo/bench/sse_clients.py" --port "$port" --clients "$n" \
+      --out "$tmp/$name.clients" &
+    clients_pid=$!
+  fi
+  wait "$run_pid" || { echo "bench/live_cost.sh: run $name failed" >&2; tail -5 "$log" >&2; exit 1; }
+  [[ -z "$clients_pid" ]] || wait "$clients_pid" || true
+  local got steady rows
+  got=$(grep -F 'msg="input complete"' "$log" | sed -E 's/.* records=([0-9]+).*/\1/')
+  [[ "$got" == "$produced" ]] ||
+    echo "bench/live_cost.sh: WARNING: $name aggregated $got of $produced records" >&2
+  rows=$(grep -F 'msg="input complete"' "$log" | sed -E 's/.* rows=([0-9]+).*/\1/')
+  steady=$(awk -v a="$(log_ms "partitions assigned" "$log")" \
+    -v b="$(log_ms "input complete" "$log")" 'BEGIN{printf "%.3f", (b - a) / 1000}')
+  local closes=0 gaps=0 connected=0
+  if [[ -f "$tmp/$name.clients" ]]; then
+    closes=$(tr ' ' '\n' < "$tmp/$name.clients" | awk -F= '$1=="closes"{print $2}')
+    gaps=$(tr ' ' '\n' < "$tmp/$name.clients" | awk -F= '$1=="gaps"{print $2}')
+    connected=$(tr ' ' '\n' < "$tmp/$name.clients" | awk -F= '$1=="connected"{print $2}')
+  fi
+  awk -v r="$got" -v s="$steady" -v rows="$rows" -v c="$closes" -v g="$gaps" -v k="$connected" \
+    'BEGIN { printf "%.0f %s %s %s %s\n", (s > 0 ? r / s : 0), rows, c, g, k }'
+}
+
+: > "$tmp/rates"
+for ((i = 1; i <= repeat; i++)); do
+  order=(none "$clients")
+  ((i % 2 == 0)) && order=("$clients" none)
+  for c in "${order[@]}"; do
+    n=$c
+    [[ $c == none ]] && n=0
+    say "round $i: $c clients"
+    read -r rate rows closes gaps connected < <(run_case "r$i-$c" "$n")
+    echo "live_cost: round $i, clients=$connected: steady $rate records/s; $rows rows;" \
+      "the clients got $closes close events in all ($gaps gaps)"
+    echo "$c $rate" >> "$tmp/rates"
+  done
+done
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+r0=$(awk '$1 == "none" { print $2 }' "$tmp/rates" | median)
+rn=$(awk -v c="$clients" '$1 == c { print $2 }' "$tmp/rates" | median)
+awk -v a="$r0" -v b="$rn" -v c="$clients" -v n="$repeat" 'BEGIN {
+  printf "live_cost: median of %d: no clients %.0f records/s, %d clients %.0f records/s: %+.1f%%" \
+         " (target: within 5%%)\n", n, a, c, b, (b - a) * 100 / a }'
