@@ -43,10 +43,13 @@ if [[ $do_build -eq 1 ]]; then
   if [[ ! -f "$build/CMakeCache.txt" ]]; then
     cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
   fi
-  cmake --build "$build" --target turnstiled > /dev/null
+  cmake --build "$build" --target turnstiled turnstiled_bench_timed > /dev/null
 fi
 bin="$build/turnstiled"
-[[ -x "$bin" ]] || { echo "bench/live_cost.sh: missing $bin" >&2; exit 2; }
+timed="$build/bench/turnstiled_bench_timed"
+for b in "$bin" "$timed"; do
+  [[ -x "$b" ]] || { echo "bench/live_cost.sh: missing $b" >&2; exit 2; }
+done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/turnstiled-live.XXXXXX")
 broker_pid=""
@@ -106,7 +109,7 @@ YAML
   log="$tmp/$name.log"
   local clients_pid=""
   sync
-  "$bin" run -c "$tmp/$name.yaml" --available-now > /dev/null 2> "$log" &
+  "$timed" "$tmp/$name.t" "$bin" run -c "$tmp/$name.yaml" --available-now > /dev/null 2> "$log" &
   local run_pid=$!
   if [[ $n -gt 0 ]]; then
     nice -n 19 /usr/bin/python3 "$repo/bench/sse_clients.py" --port "$port" --clients "$n" \
@@ -128,8 +131,11 @@ YAML
     gaps=$(tr ' ' '\n' < "$tmp/$name.clients" | awk -F= '$1=="gaps"{print $2}')
     connected=$(tr ' ' '\n' < "$tmp/$name.clients" | awk -F= '$1=="connected"{print $2}')
   fi
+  local cpu
+  cpu=$(tr ' ' '\n' < "$tmp/$name.t" | awk -F= '$1 == "user" { u = $2 } $1 == "sys" { s = $2 }
+    END { print u + s }')
   awk -v r="$got" -v s="$steady" -v rows="$rows" -v c="$closes" -v g="$gaps" -v k="$connected" \
-    'BEGIN { printf "%.0f %s %s %s %s\n", (s > 0 ? r / s : 0), rows, c, g, k }'
+    -v cpu="$cpu" 'BEGIN { printf "%.0f %s %s %s %s %s\n", (s > 0 ? r / s : 0), rows, c, g, k, cpu }'
 }
 
 : > "$tmp/rates"
@@ -140,15 +146,24 @@ for ((i = 1; i <= repeat; i++)); do
     n=$c
     [[ $c == none ]] && n=0
     say "round $i: $c clients"
-    read -r rate rows closes gaps connected < <(run_case "r$i-$c" "$n")
-    echo "live_cost: round $i, clients=$connected: steady $rate records/s; $rows rows;" \
-      "the clients got $closes close events in all ($gaps gaps)"
-    echo "$c $rate" >> "$tmp/rates"
+    read -r rate rows closes gaps connected cpu < <(run_case "r$i-$c" "$n")
+    echo "live_cost: round $i, clients=$connected: steady $rate records/s; daemon CPU $cpu s;" \
+      "$rows rows; the clients got $closes close events in all ($gaps gaps)"
+    echo "$c $rate $cpu $i" >> "$tmp/rates"
   done
 done
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 r0=$(awk '$1 == "none" { print $2 }' "$tmp/rates" | median)
 rn=$(awk -v c="$clients" '$1 == c { print $2 }' "$tmp/rates" | median)
-awk -v a="$r0" -v b="$rn" -v c="$clients" -v n="$repeat" 'BEGIN {
-  printf "live_cost: median of %d: no clients %.0f records/s, %d clients %.0f records/s: %+.1f%%" \
-         " (target: within 5%%)\n", n, a, c, b, (b - a) * 100 / a }'
+c0=$(awk '$1 == "none" { print $3 }' "$tmp/rates" | median)
+cn=$(awk -v c="$clients" '$1 == c { print $3 }' "$tmp/rates" | median)
+# Each round's two runs are a pair (run back to back, in alternating order): the median of the
+# pairs' ratios is less exposed to the machine's drift than the ratio of the medians.
+pr=$(awk -v c="$clients" '$1 == "none" { z[$4] = $2 } $1 == c { w[$4] = $2 }
+  END { for (i in z) if (i in w && z[i] > 0) print (w[i] - z[i]) * 100 / z[i] }' "$tmp/rates" |
+  median)
+awk -v a="$r0" -v b="$rn" -v c="$clients" -v n="$repeat" -v c0="$c0" -v cn="$cn" -v pr="$pr" \
+  'BEGIN {
+  printf "live_cost: median of %d: no clients %.0f records/s (CPU %.2f s), %d clients %.0f" \
+         " records/s (CPU %.2f s): %+.1f%%; median of the rounds\x27 paired differences %+.1f%%" \
+         " (target: within 5%%)\n", n, a, c0, c, b, cn, (b - a) * 100 / a, pr }'

@@ -510,6 +510,15 @@ if [[ -f "$repo/bench/emit_delay.sh" ]]; then
       "$tmp/emit_delay.log" | tail -1)"
   fi
 fi
+# The live view's cost (docs/LIVE.md): the Kafka path with 50 /events clients and with none.
+if [[ -f "$repo/bench/live_cost.sh" ]]; then
+  if bash "$repo/bench/live_cost.sh" --build-dir "$build" --no-build --repeat "$repeat" \
+    --kafka-weeks "$kafka_weeks" > "$tmp/live_cost.out" 2> "$tmp/live_cost.log"; then
+    grep -E '^live_cost: median' "$tmp/live_cost.out" || echo "live_cost: no result line"
+  else
+    echo "live_cost: bench/live_cost.sh failed: $(tail -1 "$tmp/live_cost.log")"
+  fi
+fi
 # Checkpoint cost (SPEC §6): export, encode and write the state of 1 M open windows over 6
 # partitions, into this run's temp dir.
 echo "$("$build/bench/turnstiled_bench_checkpoint" --windows 1000000 --partitions 6 --dir "$tmp/ckpt")"
