@@ -619,7 +619,17 @@ void Pipeline::EndLive() {
   // for the last events and `end`.
   if (!live_->WatchedWithin(std::chrono::seconds(5))) return;
   if (!live_->watching()) std::this_thread::sleep_for(std::chrono::seconds(1));
-  if (!live_->WaitForClients(std::chrono::seconds(2))) {
+  // Their writers run at low priority: on a machine busy with other work they may need a
+  // while for the rest. A client that stopped reading is dropped within 2 s anyway.
+  auto wait = std::chrono::milliseconds(
+      std::clamp<int64_t>(config_.pipeline.shutdown_timeout / 4, 2000, 10000));
+  if (const int64_t at = stop_requested_ns_.load(); at != 0) {  // within shutdown_timeout
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        Clock::time_point(Clock::duration(at)) +
+        std::chrono::milliseconds(config_.pipeline.shutdown_timeout) - Clock::now());
+    wait = std::clamp(left - std::chrono::milliseconds(500), std::chrono::milliseconds(0), wait);
+  }
+  if (!live_->WaitForClients(wait)) {
     Log(LogLevel::kWarn, "live", "live view clients still connected at exit; closing them");
   }
 }

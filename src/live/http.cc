@@ -93,7 +93,13 @@ class Writer {
   Writer& operator=(const Writer&) = delete;
 
   // Writes `frames` (and empties it). False when the client is gone; *slow: it stopped reading.
-  bool Write(std::vector<Hub::Frames>* frames, bool* slow) {
+  // `direct`: on the calling thread, at its priority.
+  bool Write(std::vector<Hub::Frames>* frames, bool* slow, bool direct) {
+    if (direct) {
+      const bool ok = WriteAll(*frames, slow);
+      frames->clear();
+      return ok;
+    }
     std::unique_lock<std::mutex> lock(mu_);
     batch_.swap(*frames);
     pending_ = true;
@@ -107,6 +113,8 @@ class Writer {
  private:
   void Loop() {
     // SCHED_IDLE: it runs only on CPU time nothing else wants (nice 19 where that is refused).
+    // Once the stream has ended the rest is written at normal priority (Write(direct)), so a
+    // machine kept busy by other work cannot hold a client's last events back.
     sched_param none{};
     if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) != 0) {
       ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
@@ -116,24 +124,9 @@ class Writer {
       cv_.wait(lock, [this] { return pending_ || quit_; });
       if (quit_) return;
       lock.unlock();
-      bool ok = true;
       bool slow = false;
       writing.acquire();
-      for (const Hub::Frames& f : batch_) {
-        const std::string_view bytes = f.view();
-        const auto t0 = Clock::now();
-        const int written = mg_write(conn_, bytes.data(), bytes.size());
-        if (written < 0 || static_cast<size_t>(written) != bytes.size()) {
-          // A socket that stays full for the server's write timeout: the client stopped
-          // reading (or it went away).
-          slow = Clock::now() - t0 >= std::chrono::milliseconds(1500);
-          base::Log(base::LogLevel::kInfo, "live",
-                    slow ? "client dropped: it stopped reading" : "client went away",
-                    {{"written", std::to_string(written)}, {"of", std::to_string(bytes.size())}});
-          ok = false;
-          break;
-        }
-      }
+      const bool ok = WriteAll(batch_, &slow);
       writing.release();
       lock.lock();
       ok_ = ok;
@@ -141,6 +134,24 @@ class Writer {
       pending_ = false;
       cv_.notify_all();
     }
+  }
+
+  bool WriteAll(const std::vector<Hub::Frames>& frames, bool* slow) {
+    for (const Hub::Frames& f : frames) {
+      const std::string_view bytes = f.view();
+      const auto t0 = Clock::now();
+      const int written = mg_write(conn_, bytes.data(), bytes.size());
+      if (written < 0 || static_cast<size_t>(written) != bytes.size()) {
+        // A socket that stays full for the server's write timeout: the client stopped reading
+        // (or it went away).
+        *slow = Clock::now() - t0 >= std::chrono::milliseconds(1500);
+        base::Log(base::LogLevel::kInfo, "live",
+                  *slow ? "client dropped: it stopped reading" : "client went away",
+                  {{"written", std::to_string(written)}, {"of", std::to_string(bytes.size())}});
+        return false;
+      }
+    }
+    return true;
   }
 
   mg_connection* const conn_;
@@ -168,7 +179,7 @@ bool Stream(Hub& hub, mg_connection* conn, uint64_t cursor) {
     // Events are sent at most every kPullEvery: a busy stream goes out in fewer, larger
     // writes, and each client's thread wakes ten times a second, not at every publish.
     constexpr auto kPullEvery = std::chrono::milliseconds(100);
-    std::this_thread::sleep_until(next_pull);
+    if (!hub.closed()) std::this_thread::sleep_until(next_pull);  // the end goes out at once
     next_pull = Clock::now() + kPullEvery;
     const auto now = Clock::now();
     if (now >= next_heartbeat) {
@@ -177,7 +188,7 @@ bool Stream(Hub& hub, mg_connection* conn, uint64_t cursor) {
     }
     if (!batch.empty()) {
       bool slow = false;
-      if (!writer.Write(&batch, &slow)) return slow;
+      if (!writer.Write(&batch, &slow, hub.closed())) return slow;
     }
     if (ended) return false;
     const auto wait = std::min<Clock::duration>(

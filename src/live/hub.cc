@@ -139,6 +139,7 @@ void Hub::Close() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     closed_ = true;
+    closed_flag_.store(true);
   }
   cv_.notify_all();
 }

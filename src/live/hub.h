@@ -82,6 +82,7 @@ class Hub {
   void Publish(Kind kind, const std::vector<window::WindowRow>& rows);
   // The stream ends: clients send what is left, then `end`, then leave.
   void Close();
+  bool closed() const { return closed_flag_.load(); }
   // After Close(): waits until every client has left or `timeout` passed. True if all left.
   bool WaitForClients(std::chrono::milliseconds timeout);
   // A client was connected in the last `within`: one may be reconnecting.
@@ -140,6 +141,7 @@ class Hub {
   const std::function<Stats()> stats_;
 
   std::atomic<int> clients_{0};
+  std::atomic<bool> closed_flag_{false};  // closed_, readable without mu_
   std::atomic<uint64_t> generation_{0};
   std::atomic<int64_t> record_until_ns_{0};  // steady clock; see keep_after_last_client
   std::atomic<int64_t> last_left_ns_{0};     // steady clock: when a client last left

@@ -50,13 +50,17 @@ base::Result<std::unique_ptr<HttpServer>> HttpServer::Start(
                            // stream's last events); the kernel finishes sending after close.
                            "linger_timeout_ms", "-1", "max_request_size", "8192",
                            "connection_queue", "64", "listen_backlog", "256", nullptr};
+  // Every request goes through begin_request, which is in place before the server listens
+  // (a handler registered after mg_start would leave a moment in which requests get 404).
   mg_callbacks callbacks{};
-  server->ctx_ = mg_start(&callbacks, nullptr, options);
+  callbacks.begin_request = [](mg_connection* conn) {
+    return Handle(conn, mg_get_user_data(mg_get_context(conn)));
+  };
+  server->ctx_ = mg_start(&callbacks, server.get(), options);
   if (server->ctx_ == nullptr) {
     return base::Status::Unavailable("cannot listen on " + listen +
                                      " (address in use or not valid)");
   }
-  mg_set_request_handler(server->ctx_, "/", &HttpServer::Handle, server.get());
   mg_server_port ports[4];
   const int n = mg_get_server_ports(server->ctx_, 4, ports);
   if (n > 0) server->port_ = ports[0].port;

@@ -479,10 +479,10 @@ def test_the_page_shows_the_windows_of_a_paced_replay_as_the_sinks_write_them(
                 row, name = have[(r["station"], r["window_start"])]
                 assert shown(r) == (row["station"], row["window_start"], row["entries"],
                                     row["exits"], row["events"])
-                assert r["window"].startswith(last[:10] + " " + last[11:16]), r
                 assert f"-{r['source']}" in name
-            # Newest first: the last window's rows are at the top.
-            assert {r["window_start"] for r in end["closed"]} == {last}
+            # (Newest first is the order the closes came in: one partition may close the
+            # window before the last after another closed the last, so which windows the 50
+            # newest are of depends on timing. The chart below is of the last window.)
 
             # The chart: the last window's top ten stations by entries, rows added up.
             totals = collections.Counter()
