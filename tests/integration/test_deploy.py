@@ -430,7 +430,8 @@ def test_the_package_installs_a_unit_that_verifies_and_purges_cleanly(deb):
             assert section in page.stdout
 
         assert complete("turnstiled ") == \
-            ["--help", "--version", "broker", "demo", "produce", "run", "validate", "version"]
+            ["--help", "--version", "broker", "demo", "produce", "run", "tap", "validate",
+             "version"]
         assert complete("turnstiled run --") == ["--available-now", "--config", "--drain", "--help"]
         assert complete("turnstiled produce --format ") == ["json", "mta-csv", "seed-csv"]
 

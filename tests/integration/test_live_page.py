@@ -468,8 +468,10 @@ def test_the_page_shows_the_windows_of_a_paced_replay_as_the_sinks_write_them(
             def all_closed():
                 have = lake_rows(lake)
                 page = browser.snapshot()
+                # The chart is drawn a moment after the closes are counted: wait for it too.
                 return (any(ws == last for _, ws in have) and not page["open"]
-                        and page["closes"] == len(have) and (have, page))
+                        and page["closes"] == len(have) and page["top_window"] == last
+                        and (have, page))
             # Every window closed while the page watched: it handled one close per lake row.
             have, end = wait_for(all_closed, 120, f"every window up to {last} to close, on the "
                                  "page and in the lake", proc, interval=0.2)
