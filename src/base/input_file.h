@@ -46,7 +46,6 @@ class LineChunkReader {
   bool Next(std::string_view* chunk);
   const Status& status() const { return status_; }
   bool compressed() const { return dctx_ != nullptr; }
-  bool stream() const { return stream_; }
   const std::string& path() const { return path_; }
 
  private:

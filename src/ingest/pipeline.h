@@ -63,10 +63,6 @@ class Pipeline {
     stop_.store(true);
   }
   int metrics_port() const { return http_ ? http_->port() : 0; }
-  // Where /live is served; 0 when the live view is off.
-  int live_port() const {
-    return live_http_ ? live_http_->port() : (live_ && http_ ? http_->port() : 0);
-  }
   // The fields of a progress line: records in, watermark, lag, windows emitted, drops by reason,
   // the last checkpoint's age. Thread-safe (reads metrics).
   std::vector<std::pair<std::string_view, std::string>> ProgressFields() const;

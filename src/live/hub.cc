@@ -78,9 +78,7 @@ Hub::Hub(HubOptions options, prometheus::Registry* registry, std::function<Stats
   }
 }
 
-bool Hub::Recording() const {
-  return watching() || NowNs() < record_until_ns_.load(std::memory_order_relaxed);
-}
+bool Hub::Recording() const { return WatchedWithin(options_.keep_after_last_client); }
 
 void Hub::Publish(Kind kind, const std::vector<window::WindowRow>& rows) {
   if (rows.empty() || !Recording()) return;
@@ -173,10 +171,6 @@ void Hub::Leave(bool slow) {
   last_left_ns_.store(NowNs());
   {
     std::lock_guard<std::mutex> lock(mu_);
-    record_until_ns_.store(NowNs() + std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                         options_.keep_after_last_client)
-                                         .count(),
-                           std::memory_order_relaxed);
     clients_.fetch_sub(1);
   }
   left_cv_.notify_all();

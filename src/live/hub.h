@@ -143,8 +143,9 @@ class Hub {
   std::atomic<int> clients_{0};
   std::atomic<bool> closed_flag_{false};  // closed_, readable without mu_
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int64_t> record_until_ns_{0};  // steady clock; see keep_after_last_client
-  std::atomic<int64_t> last_left_ns_{0};     // steady clock: when a client last left
+  // Steady clock: when a client last left. Closes are recorded while someone watches and for
+  // keep_after_last_client after that (Recording()).
+  std::atomic<int64_t> last_left_ns_{0};
 
   // One event: its frame, [begin, end) of the frames of the Publish() that made it. Frames are
   // immutable once published, so a reader writes them out after letting go of mu_.

@@ -6,14 +6,11 @@ live view shows the windows closing as the lake gets them, and it leaves no proc
 """
 import contextlib
 import http.client
-import json
 import os
 import pathlib
 import re
 import signal
-import socket
 import subprocess
-import threading
 import time
 
 import pytest
@@ -21,6 +18,7 @@ import pytest
 import oracle
 from conftest import (MTA_DIR, SLOW, free_port, require_mta_weeks, run, turnstiled_bin,
                       wait_for, week_path)
+from sse import Client
 
 
 def check_demo_output(out, stdout):
@@ -61,58 +59,6 @@ def test_demo_replays_a_real_week(tmp_path):
 
 # `demo --live`: the same broker, a paced producer and the pipeline streaming (no
 # --available-now), the live view on --metrics, until SIGINT; then the results from the lake.
-
-class Events:
-    """Reads /events on a thread (adapted from test_live_events.Client); `events` collects
-    (event, id, data) as they arrive, `done` is set when the stream ends."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60 * SLOW)
-        self.sock.sendall(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                          b"Accept: text/event-stream\r\n\r\n")
-        self.file = self.sock.makefile("rb")
-        self.status = int(self.file.readline().split()[1])
-        for raw in iter(self.file.readline, b"\r\n"):
-            if not raw:
-                break
-        self.events = []
-        self.done = threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        event, eid, data = "message", None, []
-        try:
-            if self.status != 200:
-                return
-            for raw in self.file:
-                line = raw.decode().rstrip("\r\n")
-                if line == "":
-                    if data:
-                        self.events.append((event, eid, json.loads("\n".join(data))))
-                    event, eid, data = "message", None, []
-                elif line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("id: "):
-                    eid = int(line[4:])
-                elif line.startswith("data: "):
-                    data.append(line[6:])
-        except (OSError, ValueError):
-            pass
-        finally:
-            self.file.close()
-            self.sock.close()
-            self.done.set()
-
-    def of(self, kind):
-        return [data for event, _, data in list(self.events) if event == kind]
-
-    def close(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.done.wait(10)
-
 
 def _stat(pid):
     """(state, ppid, start time) of a process, or None once it is gone."""
@@ -188,7 +134,7 @@ class LiveDemo:
         """An /events client, as soon as the live view answers."""
         def try_connect():
             try:
-                return Events(self.port)
+                return Client(self.port)
             except (OSError, IndexError, ValueError):  # not listening yet, or cut off
                 return None
         c = wait_for(try_connect, 60, "the live view to accept connections", self.proc)
@@ -270,7 +216,7 @@ def watch_then_interrupt(demo, closes=1, updates=5):
     status, content_type, body = demo.get("/live")
     assert status == 200 and content_type.startswith("text/html"), (status, content_type)
     assert b"/events" in body
-    wait_for(lambda: len(c.of("close")) >= closes and len(c.of("update")) >= updates, 120,
+    wait_for(lambda: len(c.data("close")) >= closes and len(c.data("update")) >= updates, 120,
              f"{closes} close and {updates} update events", demo.proc)
     assert demo.stop() == 0, f"{demo.stdout()[-3000:]}\n--- stderr\n{demo.stderr()[-3000:]}"
     demo.assert_no_children_left()
@@ -279,8 +225,8 @@ def watch_then_interrupt(demo, closes=1, updates=5):
     c.close()
     assert c.events and c.events[0][0] == "hello", c.events[:2]
     assert c.events[-1][0] == "end", c.events[-3:]
-    assert all(not u["final"] for u in c.of("update"))
-    assert all(x["final"] for x in c.of("close"))
+    assert all(not u["final"] for u in c.data("update"))
+    assert all(x["final"] for x in c.data("close"))
     assert re.search(r"4\. results: \d+ rows in \d+ files under " + re.escape(str(demo.out)) +
                      r"/lake\n", demo.stdout()), demo.stdout()
     return c
@@ -292,14 +238,14 @@ def check_closes_in_lake(c, lake):
     window close, and the lake holds exactly those rows. Returns whether that was the case."""
     rows = oracle.read_lake(lake)
     streamed = {}
-    for x in c.of("close"):
+    for x in c.data("close"):
         key = (x["station"], x["window_start"], x["window_end"])
         assert key not in streamed, f"window {key} closed twice"
         streamed[key] = (x["entries"], x["exits"], x["events"])
     wrong = {k: (v, rows.get(k)) for k, v in streamed.items() if rows.get(k) != v}
     assert not wrong, f"{len(wrong)} closed windows not in the lake as streamed " \
         f"(streamed, lake): {sorted(wrong.items())[:10]}"
-    joined_first = c.of("heartbeat")[0]["records"] == 0
+    joined_first = c.data("heartbeat")[0]["records"] == 0
     if joined_first:
         assert streamed == rows, oracle.diff(rows, streamed)
     return joined_first

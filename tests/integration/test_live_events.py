@@ -11,12 +11,12 @@ import json
 import os
 import re
 import socket
-import threading
 import time
 
 import zstandard
 
 from conftest import FAST_GROUP, SLOW, background, free_port, run, stop, wait_for, week_path
+from sse import Client
 
 WEEK = "turnstile_240106.txt.zst"
 
@@ -100,66 +100,6 @@ def metric(port, name):
         if line.startswith(name) and not line.startswith("#"):
             total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-class Client:
-    """Reads /events on a thread; `events` collects (event, id, data) as they arrive."""
-
-    def __init__(self, port, last_event_id=None):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60 * SLOW)
-        request = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-        if last_event_id is not None:
-            request += f"Last-Event-ID: {last_event_id}\r\n"
-        self.sock.sendall((request + "\r\n").encode())
-        self.file = self.sock.makefile("rb")
-        self.status = int(self.file.readline().split()[1])
-        self.headers = {}
-        for raw in iter(self.file.readline, b"\r\n"):
-            if not raw:
-                break
-            name, _, value = raw.decode().partition(":")
-            self.headers[name.strip()] = value.strip()
-        self.events = []
-        self.done = threading.Event()
-        if self.status == 200:
-            threading.Thread(target=self._read, daemon=True).start()
-        else:
-            self.body = self.file.read()
-            self.file.close()
-            self.sock.close()
-            self.done.set()
-
-    def _read(self):
-        event, eid, data = "message", None, []
-        try:
-            for raw in self.file:
-                line = raw.decode().rstrip("\r\n")
-                if line == "":
-                    if data:
-                        self.events.append((event, eid, json.loads("\n".join(data))))
-                    event, eid, data = "message", None, []
-                elif line.startswith("event: "):
-                    event = line[7:]
-                elif line.startswith("id: "):
-                    eid = int(line[4:])
-                elif line.startswith("data: "):
-                    data.append(line[6:])
-        except (OSError, ValueError):
-            pass
-        finally:
-            self.file.close()
-            self.sock.close()
-            self.done.set()
-
-    def of(self, kind):
-        return [e for e in list(self.events) if e[0] == kind]
-
-    def close(self):
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.done.wait(10)
 
 
 def strip(row):
