@@ -24,6 +24,8 @@ using TopicPartition = std::pair<std::string, int32_t>;
 
 constexpr size_t kPollBatch = 2048;
 constexpr std::chrono::milliseconds kPollTimeout{100};
+// How long the shards may stay behind before fetching is paused (see Backpressure()).
+constexpr std::chrono::milliseconds kPauseAfter{500};
 constexpr int kRestoreAttempts = 3;
 
 // What the consumer threads of one process share.
@@ -160,7 +162,7 @@ class KafkaSource : public Source {
     while (!stop.load(std::memory_order_relaxed)) {
       if (available_now_ && group_->AllDone()) break;
       Beat();
-      Backpressure();
+      Backpressure(stop);
       // Polling goes on while paused: it keeps this member in the group (max.poll.interval.ms)
       // and serves rebalances; paused partitions deliver nothing.
       const ssize_t n = rd_kafka_consume_batch_queue(queue_, static_cast<int>(kPollTimeout.count()),
@@ -318,9 +320,23 @@ class KafkaSource : public Source {
 
   // Pauses fetching when the shards (or the sinks behind them) fall behind, instead of
   // blocking this thread in the router, and resumes once they have caught up.
-  void Backpressure() {
+  //
+  // A short hold-up (a burst of closing windows, a busy moment on a small machine) is waited out
+  // here, without polling, for up to kPauseAfter: a pause makes librdkafka drop everything it
+  // has fetched ahead (up to queued.max.messages.kbytes) and fetch it again on resume, which
+  // turned a 100 ms hiccup into a second's delay. A sink that is down pauses at once.
+  void Backpressure(const std::atomic<bool>& stop) {
     if (parts_.empty()) return;
-    const bool stalled = ctx_.sinks_stalled && ctx_.sinks_stalled();
+    const auto sinks_stalled = [this] { return ctx_.sinks_stalled && ctx_.sinks_stalled(); };
+    bool stalled = sinks_stalled();
+    if (!paused_ && !stalled && router().Congested()) {
+      const auto until = Clock::now() + kPauseAfter;
+      while (router().Congested() && !stop.load(std::memory_order_relaxed) &&
+             Clock::now() < until && !(stalled = sinks_stalled())) {
+        Beat();
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      }
+    }
     if (!paused_ && (stalled || router().Congested())) {
       SetPaused(true, stalled ? "a sink is down" : "the shards or the sinks are behind");
     } else if (paused_ && !stalled && router().Relieved()) {
