@@ -3,11 +3,12 @@
 # and with none. Prints figures; asserts nothing.
 #
 #   bash bench/live_cost.sh [--build-dir DIR] [--no-build] [--repeat N] [--kafka-weeks N]
-#                           [--clients N] [--partitions N]
+#                           [--clients N] [--partitions N] [--generate RECORDS]
 #
 # Starts `turnstiled broker --partitions N` (default 6) and replays the first --kafka-weeks
-# (default 4) real 2024 weeks into it, as bench/run.sh's Kafka path does. Then, per round, on the same
-# topic with a fresh group each time, `turnstiled run --available-now` (2 consumer threads,
+# (default 4) real 2024 weeks into it, as bench/run.sh's Kafka path does (or, with --generate,
+# that many records of the producer's simulated network, for a longer steady phase). Then,
+# per round, on the same topic with a fresh group each time, `turnstiled run --available-now` (2 consumer threads,
 # the file sink, metrics and the live view on a free port) twice, in alternating order:
 #   none:  nobody connected;
 #   N:     --clients (default 50) Server-Sent Events clients (bench/sse_clients.py, one
@@ -29,6 +30,7 @@ repeat=3
 kafka_weeks=4
 clients=50
 partitions=6
+generate=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --build-dir) build=$(cd "$2" 2> /dev/null && pwd || echo "$2"); shift 2 ;;
@@ -37,7 +39,8 @@ while [[ $# -gt 0 ]]; do
     --kafka-weeks) kafka_weeks=$2; shift 2 ;;
     --clients) clients=$2; shift 2 ;;
     --partitions) partitions=$2; shift 2 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    --generate) generate=$2; shift 2 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "bench/live_cost.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -77,7 +80,11 @@ log_ms() {
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 mapfile -t files < <(ls "$data"/turnstile_24*.txt.zst | head -n "$kafka_weeks")
-say "broker with $partitions partitions, replaying ${#files[@]} week(s)"
+if [[ $generate -gt 0 ]]; then
+  say "broker with $partitions partitions, $generate generated records"
+else
+  say "broker with $partitions partitions, replaying ${#files[@]} week(s)"
+fi
 "$bin" broker --partitions "$partitions" --topic bench --bootstrap-file "$tmp/bootstrap" \
   > /dev/null 2> "$tmp/broker.log" &
 broker_pid=$!
@@ -87,7 +94,11 @@ for ((i = 0; i < 300; i++)); do
 done
 [[ -s "$tmp/bootstrap" ]] || { echo "bench/live_cost.sh: broker not ready" >&2; exit 1; }
 bootstrap=$(cat "$tmp/bootstrap")
-"$bin" produce -b "$bootstrap" --topic bench --replay "${files[@]}" 2> "$tmp/produce.log"
+if [[ $generate -gt 0 ]]; then
+  "$bin" produce -b "$bootstrap" --topic bench --generate --count "$generate" 2> "$tmp/produce.log"
+else
+  "$bin" produce -b "$bootstrap" --topic bench --replay "${files[@]}" 2> "$tmp/produce.log"
+fi
 produced=$(grep -F 'msg=done' "$tmp/produce.log" | sed -E 's/.* records=([0-9]+).*/\1/')
 
 # run_case NAME CLIENTS: one --available-now run; prints "rate rows closes gaps".

@@ -63,6 +63,10 @@ struct FormatConfig {
   JsonFields fields;
 };
 
+// The longest window.size: a window's first and last event times are kept as 32-bit offsets
+// (ms) from its start.
+inline constexpr Millis kMaxWindowSize = 49 * base::kDay;
+
 struct WindowConfig {
   WindowType type = WindowType::kTumbling;
   Millis size = 4 * base::kHour;

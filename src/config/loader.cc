@@ -274,6 +274,11 @@ void ReadWindow(MapReader& root, WindowConfig* w) {
     r.ValueError("size", "must be greater than 0");
     return;
   }
+  if (w->size > kMaxWindowSize) {
+    r.ValueError("size", "must be at most " + FormatDuration(kMaxWindowSize) + ", got " +
+                             FormatDuration(w->size));
+    return;
+  }
   const std::string size = FormatDuration(w->size);
   if (w->type == WindowType::kHopping && slide_ok) {
     const std::string slide = FormatDuration(w->slide);

@@ -281,6 +281,9 @@ dead_letter: {}
 TEST_CASE("window shapes that cannot work are refused with the reason") {
   auto window = [](const std::string& w) { return Errors(std::string(kSinks) + w); };
   CHECK(window("window: {size: 0s}\n") == Lines{"c.yaml:3: window.size: must be greater than 0"});
+  CHECK(window("window: {size: 50d}\n") ==
+        Lines{"c.yaml:3: window.size: must be at most 49d, got 50d"});
+  CHECK(window("window: {size: 49d}\n").empty());
   CHECK(window("window: {type: hopping, size: 1h}\n") ==
         Lines{"c.yaml:3: window.slide: missing required key 'slide' (window.type is hopping)"});
   CHECK(window("window: {type: hopping, size: 1h, slide: 0s}\n") ==

@@ -189,15 +189,17 @@ void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
     Bucket* bucket = BucketFor(start);
     auto [agg, inserted] = bucket->TryEmplace(station);
     Agg& a = *agg;
+    // start <= event_ms < size <= config::kMaxWindowSize < 2^32 ms: the offset fits.
+    const auto off = static_cast<uint32_t>(r.event_ms - start);
     if (inserted) {
       ++open_windows_;
-      a.first_ms = r.event_ms;
-      a.last_ms = r.event_ms;
+      a.first_off = off;
+      a.last_off = off;
       a.slot = r.partition;
     } else {
       // Agg is packed: its fields are compared by value, never bound to a reference.
-      if (r.event_ms < a.first_ms) a.first_ms = r.event_ms;
-      if (r.event_ms > a.last_ms) a.last_ms = r.event_ms;
+      if (off < a.first_off) a.first_off = off;
+      if (off > a.last_off) a.last_off = off;
     }
     a.entries = SaturatingAdd(a.entries, entries);
     a.exits = SaturatingAdd(a.exits, exits);
@@ -252,7 +254,7 @@ void Shard::Export(const std::vector<int32_t>& slots, std::vector<PartitionState
     w.bucket->ForEach([&](uint32_t station, const Agg& a) {
       if (PartitionState* p = target(a.slot)) {
         p->windows.push_back({station_names_[station], w.start, a.entries, a.exits, a.events,
-                              a.first_ms, a.last_ms});
+                              w.start + a.first_off, w.start + a.last_off});
       }
     });
   }
@@ -311,14 +313,16 @@ void Shard::Restore(int32_t slot, const PartitionState& state) {
     if (options_.detect_conflicts && station_slot_[station] < 0) station_slot_[station] = slot;
     auto [agg, inserted] = BucketFor(ws.start_ms)->TryEmplace(station);
     Agg& a = *agg;
+    const uint32_t first = Offset(ws.start_ms, ws.first_ms);
+    const uint32_t last = Offset(ws.start_ms, ws.last_ms);
     if (inserted) {
       ++open_windows_;
-      a.first_ms = ws.first_ms;
-      a.last_ms = ws.last_ms;
+      a.first_off = first;
+      a.last_off = last;
       a.slot = slot;
     } else {
-      if (ws.first_ms < a.first_ms) a.first_ms = ws.first_ms;
-      if (ws.last_ms > a.last_ms) a.last_ms = ws.last_ms;
+      if (first < a.first_off) a.first_off = first;
+      if (last > a.last_off) a.last_off = last;
     }
     a.entries += ws.entries;
     a.exits += ws.exits;
@@ -382,8 +386,8 @@ void Shard::AppendRow(uint32_t station, int64_t start, const Agg& agg, bool fina
   row.exits = agg.exits;
   row.events = agg.events;
   row.final = final;
-  row.first_event_ms = agg.first_ms;
-  row.last_event_ms = agg.last_ms;
+  row.first_event_ms = start + agg.first_off;
+  row.last_event_ms = start + agg.last_off;
   row.source = slot_names_[static_cast<size_t>(agg.slot)];
 }
 

@@ -25,6 +25,7 @@
 #include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -120,20 +121,28 @@ class Shard {
     uint32_t station = 0;  // station id, for a checkpoint
   };
   // One open (station, window) aggregate: most of a shard's memory. Packed to 4-byte
-  // alignment, 44 bytes, so that with its table's station id an entry is 48 bytes.
+  // alignment, 36 bytes, so that with its table's station id an entry is 40 bytes. The first
+  // and last event times are kept as offsets from the window's start: an event in a window is
+  // less than its size past the start, and window.size is at most config::kMaxWindowSize.
 #pragma pack(push, 4)
   struct Agg {
     int64_t entries = 0;
     int64_t exits = 0;
     int64_t events = 0;
-    int64_t first_ms = 0;
-    int64_t last_ms = 0;
+    uint32_t first_off = 0;  // first event time - window start, ms
+    uint32_t last_off = 0;   // last event time - window start, ms
     int32_t slot : 30 = 0;   // the partition whose state holds the aggregate
     bool dirty : 1 = false;  // changed since the last EmitUpdates
     bool live : 1 = false;   // changed since the last CollectLive
   };
 #pragma pack(pop)
-  static_assert(sizeof(Agg) == 44);
+  static_assert(sizeof(Agg) == 36);
+  static_assert(config::kMaxWindowSize <= int64_t{UINT32_MAX});
+  // An event time's offset into the window starting at `start` (clamped to the window, for a
+  // restored state that says otherwise).
+  uint32_t Offset(int64_t start, int64_t t) const {
+    return static_cast<uint32_t>(std::clamp<int64_t>(t - start, 0, assigner_.size() - 1));
+  }
   using Bucket = IdTable<Agg>;  // station id -> window aggregate
   struct OpenWindow {
     int64_t start;

@@ -265,6 +265,80 @@ TEST_CASE("the live view collects the open windows changed since its last call, 
   CHECK(out.rows.empty());  // collecting emits nothing to the sinks
 }
 
+TEST_CASE("first and last event times are exact in every window, at its edges and after a move") {
+  // Kept as offsets from the window's start: check the first and the last millisecond of a
+  // window, a record in several hopping windows, and the longest window.size allowed.
+  auto first_last = [](const std::vector<WindowRow>& rows) {
+    std::map<int64_t, std::pair<int64_t, int64_t>> m;  // start -> (first, last)
+    for (const auto& r : rows) m[r.window_start_ms] = {r.first_event_ms, r.last_event_ms};
+    return m;
+  };
+  {
+    Collector out;
+    ShardOptions o = Tumbling4h(config::CounterMode::kDelta);
+    o.window.type = config::WindowType::kHopping;
+    o.window.size = 2 * kH;
+    o.window.slide = kH;
+    Shard shard(0, o, &out);
+    Feed f;
+    f.Add("S", "D", 10 * kH + 5, 1, 1)
+        .Add("S", "D", 11 * kH, 1, 1)          // the first ms of [11h, 13h)
+        .Add("S", "D", 12 * kH - 1, 1, 1)      // the last ms of [10h, 12h)
+        .Add("S", "D", 10 * kH + 7, 1, 1)
+        .Progress(kNoTime, true)
+        .SendTo(shard);
+    const auto m = first_last(out.rows);
+    CHECK(m.size() == 3);
+    CHECK(m.at(9 * kH) == std::pair{10 * kH + 5, 10 * kH + 7});
+    CHECK(m.at(10 * kH) == std::pair{10 * kH + 5, 12 * kH - 1});
+    CHECK(m.at(11 * kH) == std::pair{11 * kH, 12 * kH - 1});
+  }
+  {
+    Collector out;
+    ShardOptions o = Tumbling4h(config::CounterMode::kDelta);
+    o.window.size = config::kMaxWindowSize;
+    Shard shard(0, o, &out);
+    const int64_t start = 400 * config::kMaxWindowSize;
+    Feed f;
+    f.Add("S", "D", start + config::kMaxWindowSize - 1, 1, 1)
+        .Add("S", "D", start, 1, 1)
+        .Progress(kNoTime, true)
+        .SendTo(shard);
+    REQUIRE(out.rows.size() == 1);
+    CHECK(out.rows[0].window_start_ms == start);
+    CHECK(out.rows[0].first_event_ms == start);
+    CHECK(out.rows[0].last_event_ms == start + config::kMaxWindowSize - 1);
+  }
+  {
+    // Exported, restored into another shard and merged with a later record there.
+    Collector a_out;
+    Collector b_out;
+    Shard a(0, Tumbling4h(config::CounterMode::kDelta), &a_out);
+    Shard b(1, Tumbling4h(config::CounterMode::kDelta), &b_out);
+    Feed f;
+    f.Add("S", "D", 4 * kH + 300, 1, 1).Add("S", "D", 4 * kH + 100, 1, 1).Progress(4 * kH);
+    f.SendTo(a);
+    ShardControl out;
+    out.kind = ShardControl::Kind::kExportAndDrop;
+    out.slots = {0};
+    a.Control(out);
+    REQUIRE(out.states.size() == 1);
+    REQUIRE(out.states[0].windows.size() == 1);
+    CHECK(out.states[0].windows[0].first_ms == 4 * kH + 100);
+    CHECK(out.states[0].windows[0].last_ms == 4 * kH + 300);
+    ShardControl in;
+    in.kind = ShardControl::Kind::kRestore;
+    in.slots = {0};
+    in.states = out.states;
+    b.Control(in);
+    Feed g;
+    g.Add("S", "D", 8 * kH - 1, 1, 1).Progress(kNoTime, true).SendTo(b);
+    const auto m = first_last(b_out.rows);
+    CHECK(m.size() == 1);
+    CHECK(m.at(4 * kH) == std::pair{4 * kH + 100, 8 * kH - 1});
+  }
+}
+
 TEST_CASE("a partition's state exported, dropped and restored elsewhere continues exactly") {
   // Two partitions feed one shard. Partition 1's state moves to a second shard mid-window;
   // the rows both shards emit together equal one uninterrupted shard's.
