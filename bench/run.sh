@@ -522,7 +522,7 @@ fi
 if [[ -f "$repo/bench/live_cost.sh" ]]; then
   if bash "$repo/bench/live_cost.sh" --build-dir "$build" --no-build --repeat "$repeat" \
     --kafka-weeks "$kafka_weeks" > "$tmp/live_cost.out" 2> "$tmp/live_cost.log"; then
-    grep -E '^live_cost: median' "$tmp/live_cost.out" || echo "live_cost: no result line"
+    grep -E '^live_cost: (median|[0-9]+ pairs)' "$tmp/live_cost.out" || echo "live_cost: no result line"
   else
     echo "live_cost: bench/live_cost.sh failed: $(tail -1 "$tmp/live_cost.log")"
   fi

@@ -278,6 +278,17 @@ dead_letter: {}
              "file)"});
 }
 
+TEST_CASE("the live view's limits are refused out of range, with the range") {
+  auto live = [](const std::string& l) { return Errors(std::string(kSinks) + l); };
+  CHECK(live("live: {max_clients: 200, buffer_events: 65536, coalesce: 1s}\n").empty());
+  CHECK(live("live: {max_clients: 201}\n") ==
+        Lines{"c.yaml:3: live.max_clients: must be at most 200"});
+  CHECK(live("live: {buffer_events: 1000001}\n") ==
+        Lines{"c.yaml:3: live.buffer_events: must be at most 1000000"});
+  CHECK(live("live: {coalesce: 5ms}\n") ==
+        Lines{"c.yaml:3: live.coalesce: must be between 10ms and 1m"});
+}
+
 TEST_CASE("window shapes that cannot work are refused with the reason") {
   auto window = [](const std::string& w) { return Errors(std::string(kSinks) + w); };
   CHECK(window("window: {size: 0s}\n") == Lines{"c.yaml:3: window.size: must be greater than 0"});
