@@ -369,7 +369,12 @@ def test_the_page_shows_the_windows_of_a_paced_replay_as_the_sinks_write_them(
         "sinks": [{"name": "lake", "type": "file", "path": str(lake), "format": "jsonl",
                    "compression": "none", "flush_interval": "100ms"}],
         "metrics": {"listen": f"127.0.0.1:{port}"},
-        "live": {"enabled": True, "coalesce": "250ms", "heartbeat": "500ms"},
+        # A ring that holds the whole run (about 30,000 updates and 2,787 closes): the page's
+        # writer runs at SCHED_IDLE, and on a loaded machine (a sanitizer run beside another
+        # test) it can fall further behind than the default 16,384 events and get a gap,
+        # after which the page cannot show every close.
+        "live": {"enabled": True, "coalesce": "250ms", "heartbeat": "500ms",
+                 "buffer_events": 65536},
         "state": {"dir": str(tmp_path / "state")},
     }
     cfg_path = tmp_path / "live.yaml"
