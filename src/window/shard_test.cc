@@ -282,8 +282,8 @@ TEST_CASE("first and last event times are exact in every window, at its edges an
     Shard shard(0, o, &out);
     Feed f;
     f.Add("S", "D", 10 * kH + 5, 1, 1)
-        .Add("S", "D", 11 * kH, 1, 1)          // the first ms of [11h, 13h)
-        .Add("S", "D", 12 * kH - 1, 1, 1)      // the last ms of [10h, 12h)
+        .Add("S", "D", 11 * kH, 1, 1)      // the first ms of [11h, 13h)
+        .Add("S", "D", 12 * kH - 1, 1, 1)  // the last ms of [10h, 12h)
         .Add("S", "D", 10 * kH + 7, 1, 1)
         .Progress(kNoTime, true)
         .SendTo(shard);
