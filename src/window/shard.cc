@@ -189,7 +189,7 @@ void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
     Bucket* bucket = BucketFor(start);
     auto [agg, inserted] = bucket->TryEmplace(station);
     Agg& a = *agg;
-    // start <= event_ms < size <= config::kMaxWindowSize < 2^32 ms: the offset fits.
+    // 0 <= event_ms - start < size <= config::kMaxWindowSize < 2^32 ms: the offset fits.
     const auto off = static_cast<uint32_t>(r.event_ms - start);
     if (inserted) {
       ++open_windows_;
