@@ -309,7 +309,9 @@ void WriterPool::Run(Writer* w) {
       force = true;  // Drain() or RequestFlush()
       written_seq = std::max(written_seq, std::min(item.seq, submitted_.load()));
     }
-    if (force || unflushed_rows >= batch_rows ||
+    // A request that finds everything acknowledged already (an idle flush got there first) has
+    // nothing to make durable: the sink is not asked again.
+    if ((force && pending()) || unflushed_rows >= batch_rows ||
         (pending() && Clock::now() >= pending_since + flush_every)) {
       if (!flush()) break;
     }

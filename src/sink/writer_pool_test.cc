@@ -140,6 +140,17 @@ TEST_CASE("a retryable failure is retried until the rows are written, then ackno
   CHECK(pool.Acked() >= seq);
   CHECK(raw->attempts.load() == 3);
   CHECK(raw->flushed.load() == 1);
+  // Everything is acknowledged: a further request asks the sink for nothing more. (Before this
+  // held, a Drain() that arrived just after the writer's own idle flush made another attempt.)
+  // The writer takes its queue in order, so once the next row is acknowledged the requests
+  // before it have been handled: one more attempt, for that row alone.
+  pool.RequestFlush();
+  CHECK(pool.Drain(std::chrono::seconds(120)));
+  const uint64_t next = pool.Submit(OneRow(), std::chrono::steady_clock::now());
+  CHECK(pool.Drain(std::chrono::seconds(120)));
+  CHECK(pool.Acked() >= next);
+  CHECK(raw->attempts.load() == 4);
+  CHECK(raw->flushed.load() == 2);
   CHECK(failures == 0);
   CHECK_FALSE(pool.Failed());
   pool.Stop();
