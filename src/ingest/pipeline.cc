@@ -41,9 +41,9 @@ class Pipeline::Output : public window::ShardOutput {
     }
     if (!gather_) {
       if (rows.empty()) return;
-      if (p_->live_) p_->live_->Publish(live::Kind::kClose, rows);
-      p_->writers_->Submit(std::make_shared<const std::vector<window::WindowRow>>(std::move(rows)),
-                           Clock::now(), append_ms);
+      auto batch = std::make_shared<const std::vector<window::WindowRow>>(std::move(rows));
+      if (p_->live_) p_->live_->Publish(live::Kind::kClose, batch);
+      p_->writers_->Submit(std::move(batch), Clock::now(), append_ms);
       return;
     }
     std::lock_guard<std::mutex> lock(mu_);
@@ -59,9 +59,9 @@ class Pipeline::Output : public window::ShardOutput {
       (r.window_end_ms <= low || !r.final ? ready : keep).push_back(std::move(r));
     held_ = std::move(keep);
     if (ready.empty()) return;
-    if (p_->live_) p_->live_->Publish(live::Kind::kClose, ready);
-    p_->writers_->Submit(std::make_shared<const std::vector<window::WindowRow>>(std::move(ready)),
-                         Clock::now(), append_ms_);
+    auto batch = std::make_shared<const std::vector<window::WindowRow>>(std::move(ready));
+    if (p_->live_) p_->live_->Publish(live::Kind::kClose, batch);
+    p_->writers_->Submit(std::move(batch), Clock::now(), append_ms_);
   }
 
   void Dropped(window::DropReason reason, const window::RecordBatch& batch,
@@ -422,7 +422,7 @@ void Pipeline::ShardLoop(int index) {
         live_rows.clear();
         shard.CollectLive(generation != live_generation, &live_rows);
         live_generation = generation;
-        live_->Publish(live::Kind::kUpdate, live_rows);
+        live_->Publish(live::Kind::kUpdate, std::move(live_rows));
         next_live = now + live_->options().coalesce;
       }
     }

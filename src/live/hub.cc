@@ -1,5 +1,10 @@
 #include "live/hub.h"
 
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -75,66 +80,164 @@ Hub::Hub(HubOptions options, prometheus::Registry* registry, std::function<Stats
                  .Help("Gap events sent: a live view client missed events that left the ring")
                  .Register(*registry)
                  .Add({});
+    skipped_ = &prometheus::BuildCounter()
+                    .Name("turnstiled_live_events_skipped_total")
+                    .Help(
+                        "Live view events never encoded: more waited for the encoder than "
+                        "live.buffer_events while the pipeline kept the machine busy")
+                    .Register(*registry)
+                    .Add({});
   }
+  if (options_.encoder_thread) encoder_ = std::thread([this] { EncoderLoop(); });
+}
+
+Hub::~Hub() {
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    stop_ = true;
+  }
+  queue_cv_.notify_all();
+  if (encoder_.joinable()) encoder_.join();
 }
 
 bool Hub::Recording() const { return WatchedWithin(options_.keep_after_last_client); }
 
-void Hub::Publish(Kind kind, const std::vector<window::WindowRow>& rows) {
-  if (rows.empty() || !Recording()) return;
-  // Encode outside the lock; the lock covers only the copies into the ring's slots.
-  thread_local std::string json;
-  thread_local std::vector<size_t> ends;
-  json.clear();
-  ends.clear();
-  for (const auto& row : rows) {
-    if (kind == Kind::kClose && !row.final) continue;  // emit: update rows are not closes
-    AppendRowJson(row, &json);
-    ends.push_back(json.size());
+void Hub::Publish(Kind kind, Rows rows) {
+  if (rows == nullptr || rows->empty() || !Recording()) return;
+  size_t events = rows->size();
+  if (kind == Kind::kClose) {  // emit: update rows are not closes
+    events = static_cast<size_t>(
+        std::count_if(rows->begin(), rows->end(), [](const auto& r) { return r.final; }));
+  }
+  if (events == 0) return;
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    if (closing_) return;
+    queue_.push_back({kind, std::move(rows), events});
+    queued_events_ += events;
+    // More waits than the ring holds: the oldest would have left the ring before a client
+    // read them. They get ids, and no frames (a gap), when the encoder comes to them.
+    while (queued_events_ > ring_.size() && queue_.size() > 1) {
+      skipped_events_ += queue_.front().events;
+      queued_events_ -= queue_.front().events;
+      queue_.pop_front();
+    }
+  }
+  queue_cv_.notify_one();
+}
+
+void Hub::EncoderLoop() {
+  // SCHED_IDLE: it runs only on CPU time nothing else wants (nice 19 where that is refused).
+  sched_param none{};
+  if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) != 0) {
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
+  }
+  for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(queue_mu_);
+      queue_cv_.wait(lock, [this] { return stop_ || !queue_.empty() || skipped_events_ > 0; });
+      if (queue_.empty() && skipped_events_ == 0) return;  // stop_
+    }
+    std::lock_guard<std::mutex> publishing(publish_mu_);
+    EncodeNext();  // Sync() or Close() may have taken it meanwhile
+  }
+}
+
+void Hub::Sync() {
+  std::lock_guard<std::mutex> publishing(publish_mu_);
+  while (EncodeNext()) {
+  }
+}
+
+bool Hub::EncodeOne() {
+  std::lock_guard<std::mutex> publishing(publish_mu_);
+  return EncodeNext();
+}
+
+bool Hub::EncodeNext() {
+  Batch batch{Kind::kUpdate, nullptr, 0};
+  uint64_t skipped = 0;
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    skipped = skipped_events_;
+    skipped_events_ = 0;
+    if (!queue_.empty()) {
+      batch = std::move(queue_.front());
+      queue_.pop_front();
+      queued_events_ -= batch.events;
+    }
+  }
+  if (skipped == 0 && batch.rows == nullptr) return false;
+  json_.clear();
+  ends_.clear();
+  if (batch.rows != nullptr) {
+    for (const auto& row : *batch.rows) {
+      if (batch.kind == Kind::kClose && !row.final) continue;
+      AppendRowJson(row, &json_);
+      ends_.push_back(json_.size());
+    }
+  }
+  uint64_t id;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return true;
+    // Ids for the skipped events: empty slots, which readers report as a gap.
+    const uint64_t empty = std::min<uint64_t>(skipped, ring_.size());
+    next_id_ += skipped - empty;
+    for (uint64_t i = 0; i < empty; ++i) {
+      ring_[(next_id_ - first_id_) % ring_.size()] = Slot{};
+      ++next_id_;
+    }
+    id = next_id_;
+  }
+  if (skipped > 0 && skipped_ != nullptr) skipped_->Increment(static_cast<double>(skipped));
+  if (ends_.empty()) {
+    cv_.notify_all();
+    return true;
   }
   const std::string_view header =
-      kind == Kind::kUpdate ? "\nevent: update\ndata: " : "\nevent: close\ndata: ";
+      batch.kind == Kind::kUpdate ? "\nevent: update\ndata: " : "\nevent: close\ndata: ";
+  // Only this thread writes ids (publish_mu_): the frames are made outside mu_, so readers
+  // wait only for the slots to be swapped in.
+  auto block = std::make_shared<std::string>();
+  block->reserve(json_.size() + ends_.size() * 48);
+  starts_.clear();
+  size_t begin = 0;
+  char text[24];
+  for (size_t end : ends_) {
+    starts_.push_back(static_cast<uint32_t>(block->size()));
+    const int n = std::snprintf(text, sizeof text, "%llu",
+                                static_cast<unsigned long long>(id + starts_.size() - 1));
+    block->append("id: ").append(text, static_cast<size_t>(n)).append(header);
+    block->append(json_, begin, end - begin).append("\n\n");
+    begin = end;
+  }
+  std::shared_ptr<const std::string> frames = std::move(block);
   {
-    // Publishers take turns (publish_mu_), so the ids they write are theirs; readers wait only
-    // for the slots to be swapped in (mu_), never for the frames to be written.
-    std::lock_guard<std::mutex> publishing(publish_mu_);
-    uint64_t id;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (closed_) return;
-      id = next_id_;
-    }
-    auto block = std::make_shared<std::string>();
-    block->reserve(json.size() + ends.size() * 48);
-    thread_local std::vector<uint32_t> starts;
-    starts.clear();
-    size_t begin = 0;
-    char text[24];
-    for (size_t end : ends) {
-      starts.push_back(static_cast<uint32_t>(block->size()));
-      const int n = std::snprintf(text, sizeof text, "%llu",
-                                  static_cast<unsigned long long>(id + starts.size() - 1));
-      block->append("id: ").append(text, static_cast<size_t>(n)).append(header);
-      block->append(json, begin, end - begin).append("\n\n");
-      begin = end;
-    }
-    std::shared_ptr<const std::string> frames = std::move(block);
     std::lock_guard<std::mutex> lock(mu_);
-    for (size_t i = 0; i < starts.size(); ++i) {
+    for (size_t i = 0; i < starts_.size(); ++i) {
       Slot& slot = ring_[(next_id_ - first_id_) % ring_.size()];
       slot.block = frames;
-      slot.begin = starts[i];
-      slot.end = i + 1 < starts.size() ? starts[i + 1] : static_cast<uint32_t>(frames->size());
+      slot.begin = starts_[i];
+      slot.end = i + 1 < starts_.size() ? starts_[i + 1] : static_cast<uint32_t>(frames->size());
       ++next_id_;
     }
   }
   cv_.notify_all();
-  prometheus::Counter* c = kind == Kind::kUpdate ? events_update_ : events_close_;
-  if (c != nullptr) c->Increment(static_cast<double>(ends.size()));
+  prometheus::Counter* c = batch.kind == Kind::kUpdate ? events_update_ : events_close_;
+  if (c != nullptr) c->Increment(static_cast<double>(ends_.size()));
+  return true;
 }
 
 void Hub::Close() {
   {
+    std::lock_guard<std::mutex> publishing(publish_mu_);
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      closing_ = true;
+    }
+    while (EncodeNext()) {
+    }
     std::lock_guard<std::mutex> lock(mu_);
     closed_ = true;
     closed_flag_.store(true);
@@ -193,21 +296,33 @@ Hub::PullResult Hub::Pull(uint64_t* cursor, std::vector<Frames>* out, size_t max
   if (*cursor >= next_id_ - 1) {
     cv_.wait_for(lock, wait, [&] { return closed_ || *cursor < next_id_ - 1; });
   }
-  const uint64_t first = FirstIdLocked();
+  uint64_t first = FirstIdLocked();
   if (*cursor + 1 < first) {
+    while (first < next_id_ && ring_[(first - first_id_) % ring_.size()].block == nullptr) {
+      ++first;  // skipped events next: the gap covers them too
+    }
     if (first_id != nullptr) *first_id = first;
     return PullResult::kGap;
   }
   if (*cursor >= next_id_ - 1) return closed_ ? PullResult::kEnded : PullResult::kTimeout;
   size_t bytes = 0;
+  bool appended = false;
   while (*cursor < next_id_ - 1 && bytes < max_bytes) {
+    const Slot& slot = ring_[(*cursor + 1 - first_id_) % ring_.size()];
+    if (slot.block == nullptr) {  // skipped events
+      if (appended) break;        // what came before them first; the gap next time
+      uint64_t next = *cursor + 1;
+      while (next < next_id_ && ring_[(next - first_id_) % ring_.size()].block == nullptr) ++next;
+      if (first_id != nullptr) *first_id = next;
+      return PullResult::kGap;
+    }
     ++*cursor;
-    const Slot& slot = ring_[(*cursor - first_id_) % ring_.size()];
     if (!out->empty() && out->back().block == slot.block && out->back().end == slot.begin) {
-      out->back().end = slot.end;  // the next frame of the same publish
+      out->back().end = slot.end;  // the next frame of the same batch
     } else {
       out->push_back(slot);
     }
+    appended = true;
     bytes += slot.end - slot.begin;
   }
   return PullResult::kEvents;

@@ -67,6 +67,7 @@ uint64_t joined = 0;  // where a Join() says a client's stream starts
 TEST_CASE("nothing is recorded while nobody watches") {
   Hub hub(Small(16), nullptr, {});
   hub.Publish(Kind::kClose, {Row("A")});
+  hub.Sync();
   CHECK(hub.last_id() == 0);
   CHECK_FALSE(hub.watching());
 }
@@ -76,6 +77,7 @@ TEST_CASE("an event's data is the file sink's jsonl row plus its source") {
   REQUIRE(hub.Join(&joined) == Hub::Admit::kOk);
   const window::WindowRow row = Row("<img src=x onerror=alert(1)> \"q\"");
   hub.Publish(Kind::kClose, {row});
+  hub.Sync();
   uint64_t cursor = 0;
   std::string out;
   REQUIRE(Pull(hub, &cursor, &out, 1 << 20) == Hub::PullResult::kEvents);
@@ -93,7 +95,9 @@ TEST_CASE("close events carry final rows only; updates carry the open ones") {
   Hub hub(Small(16), nullptr, {});
   REQUIRE(hub.Join(&joined) == Hub::Admit::kOk);
   hub.Publish(Kind::kClose, {Row("A", false), Row("B", true)});
+  hub.Sync();
   hub.Publish(Kind::kUpdate, {Row("C", false)});
+  hub.Sync();
   uint64_t cursor = 0;
   std::string out;
   REQUIRE(Pull(hub, &cursor, &out, 1 << 20) == Hub::PullResult::kEvents);
@@ -110,6 +114,7 @@ TEST_CASE("ids start at the time of start, so a later run's ids are higher than 
   Hub earlier(o, nullptr, {});
   REQUIRE(earlier.Join(&joined) == Hub::Admit::kOk);
   earlier.Publish(Kind::kClose, {Row("A"), Row("B")});
+  earlier.Sync();
   const uint64_t old_id = earlier.last_id();
   CHECK(old_id > 1600000000000000);              // microseconds since 1970, after 2020
   std::this_thread::sleep_for(milliseconds(2));  // a restart takes longer than that
@@ -117,6 +122,7 @@ TEST_CASE("ids start at the time of start, so a later run's ids are higher than 
   REQUIRE(later.Join(&joined) == Hub::Admit::kOk);
   CHECK(later.last_id() >= old_id);
   later.Publish(Kind::kClose, {Row("C")});
+  later.Sync();
   // A client resuming with the earlier run's id is told that it missed events.
   uint64_t cursor = old_id;
   uint64_t first = 0;
@@ -133,6 +139,7 @@ TEST_CASE("a cursor older than the ring gets a gap with the oldest id kept") {
   std::vector<window::WindowRow> rows;
   for (int i = 0; i < 40; ++i) rows.push_back(Row(std::string("S").append(std::to_string(i))));
   hub.Publish(Kind::kClose, rows);
+  hub.Sync();
   CHECK(hub.last_id() == 40);
   uint64_t cursor = 3;
   uint64_t first = 0;
@@ -153,6 +160,7 @@ TEST_CASE("a pull is bounded by max_bytes and goes on where it stopped") {
   REQUIRE(hub.Join(&joined) == Hub::Admit::kOk);
   std::vector<window::WindowRow> rows(10, Row("S"));
   hub.Publish(Kind::kClose, rows);
+  hub.Sync();
   uint64_t cursor = 0;
   std::string out;
   REQUIRE(Pull(hub, &cursor, &out, 1) == Hub::PullResult::kEvents);
@@ -184,6 +192,7 @@ TEST_CASE("after the last client leaves, closes are kept for a while so that it 
   REQUIRE(hub.Join(&joined) == Hub::Admit::kOk);
   hub.Leave(false);
   hub.Publish(Kind::kClose, {Row("A")});
+  hub.Sync();
   CHECK(hub.last_id() == 1);
 
   o.keep_after_last_client = milliseconds(0);
@@ -191,6 +200,7 @@ TEST_CASE("after the last client leaves, closes are kept for a while so that it 
   REQUIRE(gone.Join(&joined) == Hub::Admit::kOk);
   gone.Leave(false);
   gone.Publish(Kind::kClose, {Row("A")});
+  gone.Sync();
   CHECK(gone.last_id() == 0);
 }
 
@@ -198,6 +208,7 @@ TEST_CASE("close ends the stream after what was published, and refuses new clien
   Hub hub(Small(16), nullptr, {});
   REQUIRE(hub.Join(&joined) == Hub::Admit::kOk);
   hub.Publish(Kind::kClose, {Row("A")});
+  hub.Sync();
   hub.Close();
   hub.Publish(Kind::kClose, {Row("B")});  // after the end: not sent
   uint64_t cursor = 0;
@@ -242,4 +253,79 @@ TEST_CASE("heartbeats report the pipeline's figures; hello describes the window"
   const std::string none = files.HeartbeatFrame();
   CHECK(none.find("\"watermark\":null") != std::string::npos);
   CHECK(none.find("\"lag\":null") != std::string::npos);
+}
+
+TEST_CASE("closes are encoded on the hub's own thread, not the publisher's") {
+  Hub hub(Small(16), nullptr, {});
+  REQUIRE(hub.Join(&joined) == Hub::Admit::kOk);
+  hub.Publish(Kind::kClose, {Row("A"), Row("B")});
+  uint64_t cursor = 0;
+  std::vector<Hub::Frames> frames;
+  // The encoder runs at the lowest priority: on a busy machine it may take a moment.
+  for (int i = 0; i < 600 && cursor < 2; ++i) {
+    hub.Pull(&cursor, &frames, 1 << 20, milliseconds(100), nullptr);
+  }
+  CHECK(cursor == 2);
+  CHECK(hub.last_id() == 2);
+  hub.Leave(false);
+}
+
+TEST_CASE("more waiting to be encoded than the ring holds: the oldest are skipped, as a gap") {
+  HubOptions o = Small(16);
+  o.encoder_thread = false;
+  Hub hub(o, nullptr, {});
+  REQUIRE(hub.Join(&joined) == Hub::Admit::kOk);
+  hub.Publish(Kind::kClose, std::vector<window::WindowRow>(3, Row("A")));
+  REQUIRE(hub.EncodeOne());  // ids 1-3
+  hub.Publish(Kind::kClose, std::vector<window::WindowRow>(6, Row("B")));
+  hub.Publish(Kind::kClose, std::vector<window::WindowRow>(6, Row("C")));
+  hub.Publish(Kind::kClose, std::vector<window::WindowRow>(6, Row("D")));  // 18 wait: B goes
+  REQUIRE(hub.EncodeOne());  // ids 4-9 skipped, C is 10-15
+  CHECK(hub.last_id() == 15);
+  uint64_t cursor = 0;
+  uint64_t first = 0;
+  std::string out;
+  // What came before the skipped events, then the gap, then what came after.
+  REQUIRE(Pull(hub, &cursor, &out, 1 << 20, &first) == Hub::PullResult::kEvents);
+  CHECK(cursor == 3);
+  CHECK(DataLines(out).size() == 3);
+  REQUIRE(Pull(hub, &cursor, &out, 1 << 20, &first) == Hub::PullResult::kGap);
+  CHECK(first == 10);
+  cursor = first - 1;
+  out.clear();
+  REQUIRE(Pull(hub, &cursor, &out, 1 << 20, &first) == Hub::PullResult::kEvents);
+  CHECK(cursor == 15);
+  CHECK(out.rfind("id: 10\nevent: close\n", 0) == 0);
+  CHECK(out.find("\"station\":\"C\"") != std::string::npos);
+  REQUIRE(hub.EncodeOne());  // D: 16-21
+  CHECK_FALSE(hub.EncodeOne());
+  out.clear();
+  REQUIRE(Pull(hub, &cursor, &out, 1 << 20, &first) == Hub::PullResult::kEvents);
+  CHECK(cursor == 21);
+  CHECK(out.find("\"station\":\"D\"") != std::string::npos);
+  // A client further back than the ring is sent past the skipped events, not into them.
+  hub.Publish(Kind::kClose, std::vector<window::WindowRow>(10, Row("E")));
+  hub.Publish(Kind::kClose, std::vector<window::WindowRow>(10, Row("F")));  // E goes
+  hub.Sync();  // 22-31 skipped, F is 32-41
+  cursor = 21;
+  REQUIRE(Pull(hub, &cursor, &out, 1 << 20, &first) == Hub::PullResult::kGap);
+  CHECK(first == 32);
+  hub.Leave(false);
+}
+
+TEST_CASE("close encodes what waits, then ends the stream") {
+  HubOptions o = Small(16);
+  o.encoder_thread = false;
+  Hub hub(o, nullptr, {});
+  REQUIRE(hub.Join(&joined) == Hub::Admit::kOk);
+  hub.Publish(Kind::kClose, {Row("A"), Row("B")});
+  hub.Close();
+  hub.Publish(Kind::kClose, {Row("C")});
+  CHECK_FALSE(hub.EncodeOne());
+  uint64_t cursor = 0;
+  std::string out;
+  CHECK(Pull(hub, &cursor, &out, 1 << 20) == Hub::PullResult::kEvents);
+  CHECK(Pull(hub, &cursor, &out, 1 << 20) == Hub::PullResult::kEnded);
+  CHECK(DataLines(out).size() == 2);
+  hub.Leave(false);
 }
