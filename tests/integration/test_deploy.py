@@ -143,14 +143,15 @@ def syscall_group(names):
 def unit_sandbox():
     """What the unit's sandbox allows: system calls, socket families."""
     s = unit_settings(UNIT.read_text())
-    allowed, denied = set(), set()
+    # The first setting is an allow list; later ones add to it or take from it, in order.
+    allowed = set()
     for value in s["SystemCallFilter"]:
         if value.startswith("~"):
-            denied |= syscall_group(value[1:].split())
+            allowed -= syscall_group(value[1:].split())
         else:
             allowed |= syscall_group(value.split())
     families = set(" ".join(s["RestrictAddressFamilies"]).split())
-    return allowed - denied, families
+    return allowed, families
 
 
 class NotifySocket:
