@@ -1,7 +1,7 @@
 """SPEC §5 `kafka` sink and Kafka dead letter, §6 effectively-once, read back with an independent
 client (python3-confluent-kafka, read_committed).
 
-- kill -9 at three random moments of a paced real week, restarted each time, then a last
+- kill -9 at three or more random moments of a paced real week, restarted each time, then a last
   --available-now run: a read_committed reader of the results topic sees every window of the
   oracle exactly once, with the oracle's numbers.
 - The Kafka dead letter: malformed records of a real week are on the dead-letter topic with
@@ -28,7 +28,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 import oracle
 from conftest import (FAST_GROUP, SLOW, consume_all, require_mta_weeks, run, wait_for,
                       week_path)
-from test_durability import committed, kill9, paced_replay, start
+from test_durability import SPEEDUP, committed, kill9, start
 
 TOPIC = "turnstile-stream"
 RESULTS = "station-windows"
@@ -148,34 +148,58 @@ def broker_honours_read_committed(broker):
     return not read_topic(broker.address, topic)
 
 
+def topic_end(broker, topic):
+    """The sum of `topic`'s partitions' end offsets (0 while it does not exist yet)."""
+    c = Consumer({"bootstrap.servers": broker.address, "group.id": f"ends-{time.monotonic_ns()}"})
+    try:
+        parts = c.list_topics(topic, timeout=30).topics[topic].partitions or {}
+        return sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                   for p in parts)
+    finally:
+        c.close()
+
+
 def test_kill_9_at_random_moments_a_read_committed_reader_sees_every_window_once(
         tmp_path, broker_factory):
     week = require_mta_weeks()[0]
     broker = broker_factory(partitions=PARTITIONS, topics=(TOPIC, RESULTS, PROGRESS))
     cfg = write_config(tmp_path / "run.yaml", broker, "kill9", tmp_path / "state")
     rng = random.Random(os.environ.get("TURNSTILED_TEST_SEED", str(time.time_ns())))
-    producer = paced_replay(broker, week, tmp_path / "produce.log")
+    # The feed lasts 30 s, and up to 2 minutes in the sanitizer runs, where a restart takes
+    # 10 s or more: long enough for the kills to land while windows still close.
+    producer = start(["produce", "-b", broker.address, "--topic", TOPIC, "--replay",
+                      week_path(week), "--speedup", SPEEDUP / min(SLOW, 4)],
+                     tmp_path / "produce.log")
     proc = None
     skipped = "already committed by an earlier run were skipped"
     kills = 0
     try:
         seen = committed(broker, "kill9")
-        # Three kills, and more (up to six, while the feed lasts) until a restart has re-emitted
-        # windows a killed run had committed: a kill that lands before any row past the last
-        # checkpoint was committed leaves the restart nothing to skip.
-        for kill in range(6):
+        # Three kills, and more (up to eight, while the feed lasts) until a restart has
+        # re-emitted windows a killed run had committed: a kill that lands before any row past
+        # the last checkpoint was committed leaves the restart nothing to skip.
+        for kill in range(8):
             if kill >= 3 and (producer.poll() is not None or any(
                     skipped in (tmp_path / f"run-{k}.log").read_text() for k in range(1, kill))):
                 break
             kills = kill + 1
             proc = start(["run", "-c", cfg], tmp_path / f"run-{kill}.log")
             # A checkpoint became durable (which needs the sink's commit of the rows before
-            # it), then a kill at a random moment shortly after.
+            # it), then a kill at a random moment shortly after. The moment is taken after a
+            # transaction that followed the checkpoint (a new progress cursor; there is one
+            # only while windows close), when one comes within a few seconds: its rows are
+            # ones a restart from that checkpoint emits again and must skip, unless the next
+            # checkpoint comes first.
             seen = wait_for(
                 lambda: (lambda now: now if sum(now.values()) > sum(seen.values()) else None)(
                     committed(broker, "kill9")), 90, "offsets committed by a checkpoint", proc,
                 interval=0.2)
-            time.sleep(rng.uniform(0, 2.5))
+            cursors = topic_end(broker, PROGRESS)
+            deadline = time.monotonic() + 3 * SLOW
+            while (time.monotonic() < deadline and proc.poll() is None
+                   and topic_end(broker, PROGRESS) <= cursors):
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0, 0.3))
             kill9(proc)
             seen = committed(broker, "kill9")
         assert producer.wait(timeout=120 * SLOW) == 0, (tmp_path / "produce.log").read_text()
