@@ -1,10 +1,6 @@
 #include "live/http.h"
 
 #include <civetweb.h>
-#include <pthread.h>
-#include <sched.h>
-#include <sys/resource.h>
-#include <unistd.h>
 
 #include <charconv>
 #include <chrono>
@@ -112,13 +108,10 @@ class Writer {
 
  private:
   void Loop() {
-    // SCHED_IDLE: it runs only on CPU time nothing else wants (nice 19 where that is refused).
-    // Once the stream has ended the rest is written at normal priority (Write(direct)), so a
-    // machine kept busy by other work cannot hold a client's last events back.
-    sched_param none{};
-    if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) != 0) {
-      ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
-    }
+    // SCHED_IDLE. Once the stream has ended the rest is written at normal priority
+    // (Write(direct)), so a machine kept busy by other work cannot hold a client's last events
+    // back.
+    RunAtIdlePriority();
     std::unique_lock<std::mutex> lock(mu_);
     for (;;) {
       cv_.wait(lock, [this] { return pending_ || quit_; });

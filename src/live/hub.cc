@@ -40,6 +40,13 @@ void AppendRowJson(const window::WindowRow& row, std::string* out) {
 #define TURNSTILED_VERSION "0.0.0"
 #endif
 
+void RunAtIdlePriority() {
+  sched_param none{};
+  if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) != 0) {
+    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
+  }
+}
+
 uint64_t FirstId(uint64_t given) {
   if (given != 0) return given;
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
@@ -127,11 +134,7 @@ void Hub::Publish(Kind kind, Rows rows) {
 }
 
 void Hub::EncoderLoop() {
-  // SCHED_IDLE: it runs only on CPU time nothing else wants (nice 19 where that is refused).
-  sched_param none{};
-  if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &none) != 0) {
-    ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19);
-  }
+  RunAtIdlePriority();
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(queue_mu_);
@@ -180,7 +183,6 @@ bool Hub::EncodeNext() {
   uint64_t id;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (closed_) return true;
     // Ids for the skipped events: empty slots, which readers report as a gap.
     const uint64_t empty = std::min<uint64_t>(skipped, ring_.size());
     next_id_ += skipped - empty;
@@ -290,18 +292,20 @@ uint64_t Hub::FirstIdLocked() const {
   return next_id_ - first_id_ > ring_.size() ? next_id_ - ring_.size() : first_id_;
 }
 
+uint64_t Hub::NextKeptLocked(uint64_t id) const {
+  while (id < next_id_ && ring_[(id - first_id_) % ring_.size()].block == nullptr) ++id;
+  return id;
+}
+
 Hub::PullResult Hub::Pull(uint64_t* cursor, std::vector<Frames>* out, size_t max_bytes,
                           std::chrono::milliseconds wait, uint64_t* first_id) {
   std::unique_lock<std::mutex> lock(mu_);
   if (*cursor >= next_id_ - 1) {
     cv_.wait_for(lock, wait, [&] { return closed_ || *cursor < next_id_ - 1; });
   }
-  uint64_t first = FirstIdLocked();
-  if (*cursor + 1 < first) {
-    while (first < next_id_ && ring_[(first - first_id_) % ring_.size()].block == nullptr) {
-      ++first;  // skipped events next: the gap covers them too
-    }
-    if (first_id != nullptr) *first_id = first;
+  if (*cursor + 1 < FirstIdLocked()) {
+    // Skipped events next to the oldest kept: the gap covers them too.
+    if (first_id != nullptr) *first_id = NextKeptLocked(FirstIdLocked());
     return PullResult::kGap;
   }
   if (*cursor >= next_id_ - 1) return closed_ ? PullResult::kEnded : PullResult::kTimeout;
@@ -311,9 +315,7 @@ Hub::PullResult Hub::Pull(uint64_t* cursor, std::vector<Frames>* out, size_t max
     const Slot& slot = ring_[(*cursor + 1 - first_id_) % ring_.size()];
     if (slot.block == nullptr) {  // skipped events
       if (appended) break;        // what came before them first; the gap next time
-      uint64_t next = *cursor + 1;
-      while (next < next_id_ && ring_[(next - first_id_) % ring_.size()].block == nullptr) ++next;
-      if (first_id != nullptr) *first_id = next;
+      if (first_id != nullptr) *first_id = NextKeptLocked(*cursor + 1);
       return PullResult::kGap;
     }
     ++*cursor;

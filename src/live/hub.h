@@ -73,6 +73,10 @@ struct Stats {
 
 enum class Kind { kUpdate, kClose };
 
+// Puts the calling thread at SCHED_IDLE, so that it runs only on CPU time nothing else wants
+// (nice 19 where that is refused). The live view's encoder and client writers call it.
+void RunAtIdlePriority();
+
 class Hub {
  public:
   // `registry` may be null (tests). `stats` is called from HTTP threads.
@@ -163,6 +167,8 @@ class Hub {
  private:
   bool Recording() const;
   uint64_t FirstIdLocked() const;
+  // The first id from `id` on whose event was not skipped (next_id_ if there is none yet).
+  uint64_t NextKeptLocked(uint64_t id) const;
   void EncoderLoop();
   // Encodes the oldest queued batch (and first gives ids to events skipped before it). Needs
   // publish_mu_. False when nothing was queued.

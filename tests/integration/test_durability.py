@@ -96,9 +96,9 @@ def oracle_rows(broker, week):
     return o.rows()
 
 
-def paced_replay(broker, week, log_path):
+def paced_replay(broker, week, log_path, speedup=SPEEDUP):
     return start(["produce", "-b", broker.address, "--topic", TOPIC, "--replay",
-                  week_path(week), "--speedup", SPEEDUP], log_path)
+                  week_path(week), "--speedup", speedup], log_path)
 
 
 # The sanitizer runs (TURNSTILED_TEST_SLOWDOWN > 1) check threads and memory on the default

@@ -28,7 +28,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 import oracle
 from conftest import (FAST_GROUP, SLOW, consume_all, require_mta_weeks, run, wait_for,
                       week_path)
-from test_durability import SPEEDUP, committed, kill9, start
+from test_durability import SPEEDUP, committed, kill9, paced_replay, start
 
 TOPIC = "turnstile-stream"
 RESULTS = "station-windows"
@@ -167,9 +167,7 @@ def test_kill_9_at_random_moments_a_read_committed_reader_sees_every_window_once
     rng = random.Random(os.environ.get("TURNSTILED_TEST_SEED", str(time.time_ns())))
     # The feed lasts 30 s, and up to 2 minutes in the sanitizer runs, where a restart takes
     # 10 s or more: long enough for the kills to land while windows still close.
-    producer = start(["produce", "-b", broker.address, "--topic", TOPIC, "--replay",
-                      week_path(week), "--speedup", SPEEDUP / min(SLOW, 4)],
-                     tmp_path / "produce.log")
+    producer = paced_replay(broker, week, tmp_path / "produce.log", SPEEDUP / min(SLOW, 4))
     proc = None
     skipped = "already committed by an earlier run were skipped"
     kills = 0
