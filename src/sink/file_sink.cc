@@ -1,5 +1,6 @@
 #include "sink/file_sink.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -8,10 +9,12 @@
 #include <cerrno>
 #include <filesystem>
 #include <memory>
-#include <set>
+#include <optional>
 #include <tuple>
+#include <unordered_map>
 
 #include "base/civil_time.h"
+#include "base/log.h"
 #include "sink/partition_path.h"
 #include "sink/row_format.h"
 #include "sink/staged_file.h"
@@ -32,28 +35,63 @@ base::Status FsStatus(std::string_view op, const std::string& path, const std::e
 }
 
 // Creates `dir` and any missing parents below `root` with mkdir(2): one call when `dir` exists
-// or only its last component is missing, which is the common case. Records the parent of each
-// directory it creates: that parent's entry needs an fsync too.
-base::Status MakeDirs(const std::string& root, const std::string& dir,
-                      std::vector<std::string>* dirs, mode_t mode) {
+// or only its last component is missing, which is the common case.
+base::Status MakeDirs(const std::string& root, const std::string& dir, mode_t mode) {
   if (dir.size() <= root.size()) return {};
+  if (::mkdir(dir.c_str(), mode) == 0 || errno == EEXIST) return {};
   const std::string parent = dir.substr(0, dir.find_last_of('/'));
-  if (::mkdir(dir.c_str(), mode) == 0) {
-    dirs->push_back(parent);
-    return {};
-  }
-  if (errno == EEXIST) return {};
   if (errno != ENOENT || parent.size() >= dir.size() || parent.size() < root.size()) {
     return ErrnoStatus("mkdir", dir, errno);
   }
-  base::Status s = MakeDirs(root, parent, dirs, mode);
+  base::Status s = MakeDirs(root, parent, mode);
   if (!s.ok()) return s;
-  if (::mkdir(dir.c_str(), mode) == 0) {
-    dirs->push_back(parent);
-  } else if (errno != EEXIST) {
-    return ErrnoStatus("mkdir", dir, errno);
-  }
+  if (::mkdir(dir.c_str(), mode) != 0 && errno != EEXIST) return ErrnoStatus("mkdir", dir, errno);
   return {};
+}
+
+// The journal's name: one per host, so instances on several hosts can share a lake folder.
+std::string JournalName() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
+  std::string name = ".turnstiled-journal-";
+  for (const char* p = host; *p != '\0'; ++p) {
+    const char c = *p;
+    const bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                       c == '-' || c == '.' || c == '_';
+    name += plain ? c : '_';
+  }
+  return name;
+}
+
+// The whole raw content of `path`; nullopt when it cannot be read (missing, say).
+std::optional<std::string> ReadRaw(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  std::string out;
+  char buf[64 * 1024];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::close(fd);
+      if (n < 0) return std::nullopt;
+      return out;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
+// A journal path that stays inside the sink's folder: relative, without a ".." step.
+bool SafeRelative(std::string_view rel) {
+  if (rel.empty() || rel.front() == '/') return false;
+  for (size_t begin = 0; begin <= rel.size();) {
+    size_t end = rel.find('/', begin);
+    if (end == std::string_view::npos) end = rel.size();
+    const std::string_view step = rel.substr(begin, end - begin);
+    if (step.empty() || step == "." || step == "..") return false;
+    begin = end + 1;
+  }
+  return true;
 }
 
 bool PartitionsByStation(const config::SinkConfig& c) {
@@ -78,13 +116,15 @@ base::Status FileSink::StaleParts::Remove(const std::string& extension) const {
 struct FileSink::Staged {
   std::unique_ptr<StagedFile> file;
   std::string final_path;
+  std::string content;  // as written, for the journal
 };
 
-FileSink::FileSink(config::SinkConfig config)
+FileSink::FileSink(config::SinkConfig config, std::string boot_id)
     : config_(std::move(config)),
       extension_(ExtensionFor(config_)),
       cctx_(config_.compression == config::Compression::kZstd ? ZSTD_createCCtx() : nullptr),
-      by_station_(PartitionsByStation(config_)) {}
+      by_station_(PartitionsByStation(config_)),
+      boot_id_(std::move(boot_id)) {}
 
 FileSink::~FileSink() { ZSTD_freeCCtx(cctx_); }
 
@@ -105,7 +145,90 @@ base::Status FileSink::Open() {
       ec.clear();
     }
   }
+
+  std::vector<JournalRecord> records;
+  auto journal =
+      LakeJournal::Open(config_.path + '/' + JournalName(), &records, &recovery_.ignored_bytes);
+  if (!journal.ok()) return journal.status();
+  journal_ = std::move(journal).value();
+  recovery_.records = records.size();
+  if (records.empty() && recovery_.ignored_bytes == 0) return {};
+  // A record of this boot: the kernel still holds the files it wrote, as they were published.
+  // Of another boot: the machine stopped, and those files may be missing, empty or old.
+  const bool restarted = boot_id_.empty() ||
+                         std::any_of(records.begin(), records.end(),
+                                     [&](const JournalRecord& r) { return r.boot_id != boot_id_; });
+  if (restarted) {
+    base::Status s = Replay(records);
+    if (!s.ok()) return s;
+  }
+  base::Status s = Checkpoint();
+  if (!s.ok()) return s;
+  base::Log(base::LogLevel::kInfo, "sink", "file sink journal recovered",
+            {{"sink", config_.name},
+             {"records", std::to_string(recovery_.records)},
+             {"machine_restarted", restarted ? "true" : "false"},
+             {"files_rewritten", std::to_string(recovery_.rewritten)},
+             {"cut_tail_bytes", std::to_string(recovery_.ignored_bytes)}});
   return {};
+}
+
+base::Status FileSink::Replay(const std::vector<JournalRecord>& records) {
+  // Only each file's last content counts, and none for a file that a later write of its group
+  // removed as a stale part. Stale parts are removed in order between them.
+  std::unordered_map<std::string, const JournalEntry*> last;
+  for (const JournalRecord& r : records) {
+    for (const JournalEntry& e : r.entries) {
+      if (e.kind == JournalEntry::Kind::kFile) {
+        last[e.path] = &e;
+        continue;
+      }
+      if (e.unsuffixed) last.erase(e.path + e.extension);
+      for (uint64_t n = e.first_part;
+           last.erase(e.path + '-' + std::to_string(n) + e.extension) > 0; ++n) {
+      }
+    }
+  }
+  for (const JournalRecord& r : records) {
+    for (const JournalEntry& e : r.entries) {
+      if (!SafeRelative(e.path)) {
+        return base::Status::IoError("journal " + journal_->path() +
+                                     ": a path leaves the sink's folder: " + e.path);
+      }
+      const std::string full = config_.path + '/' + e.path;
+      if (e.kind == JournalEntry::Kind::kStale) {
+        base::Status s = StaleParts{full, e.unsuffixed, e.first_part}.Remove(e.extension);
+        if (!s.ok()) return s;
+        continue;
+      }
+      if (const auto it = last.find(e.path); it == last.end() || it->second != &e) continue;
+      const std::optional<std::string> now = ReadRaw(full);
+      if (now && *now == e.content) continue;
+      const std::string dir = full.substr(0, full.find_last_of('/'));
+      base::Status s = MakeDirs(config_.path, dir, static_cast<mode_t>(config_.dir_mode));
+      if (!s.ok()) return s;
+      auto created = StagedFile::Create(dir, nullptr, config_.file_mode);
+      if (!created.ok()) return created.status();
+      std::unique_ptr<StagedFile> file = std::move(created).value();
+      s = file->Append(e.content);
+      if (s.ok()) s = file->Finish(/*sync=*/false);
+      if (s.ok()) s = file->Publish(full);
+      if (!s.ok()) return s;
+      ++recovery_.rewritten;
+    }
+  }
+  return {};
+}
+
+base::Status FileSink::Checkpoint() {
+  if (journal_->size() == 0) return {};
+  base::Status s = SyncFilesystem(config_.path);
+  if (!s.ok()) return s;
+  return journal_->Reset();
+}
+
+std::string FileSink::Relative(const std::string& path) const {
+  return path.substr(std::min(path.size(), config_.path.size() + 1));
 }
 
 base::Status FileSink::Write(std::span<const window::WindowRow> rows) {
@@ -155,21 +278,14 @@ base::Status FileSink::Flush() {
     groups.emplace_back(begin, end);
     begin = end;
   }
-  // Many files: one syncfs before the renames and one after, instead of an fsync per file and
-  // per directory.
-  sync_each_ = groups.size() < kSyncEachBelowFiles;
+  if (!journal_) return base::Status::Internal("sink '" + config_.name + "': not open");
 
   std::vector<Staged> staged;
   staged_bytes_ = 0;
-  std::vector<std::string> dirs;
   std::vector<StaleParts> stale;
   for (const auto& [begin, end] : groups) {
-    base::Status s = StageGroup(rows, begin, end, &staged, &dirs, &stale);
+    base::Status s = StageGroup(rows, begin, end, &staged, &stale);
     if (!s.ok()) return s;  // `staged` removes its temp files
-  }
-  if (!sync_each_) {
-    base::Status s = SyncFilesystem(config_.path);
-    if (!s.ok()) return s;
   }
   for (Staged& f : staged) {
     base::Status s = f.file->Publish(f.final_path);
@@ -179,32 +295,40 @@ base::Status FileSink::Flush() {
     base::Status s = st.Remove(extension_);
     if (!s.ok()) return s;
   }
-  if (sync_each_) {
-    std::sort(dirs.begin(), dirs.end());
-    dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
-    for (const std::string& dir : dirs) {
-      base::Status s = SyncDirectory(dir);
-      if (!s.ok()) return s;
-    }
-  } else {
-    base::Status s = SyncFilesystem(config_.path);
-    if (!s.ok()) return s;
+  // The files are in place but not synced. One record of them all, synced, makes the flush
+  // durable: after a crash Open() writes them again from it.
+  record_.Begin(boot_id_, std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count());
+  for (const Staged& f : staged) record_.AddFile(Relative(f.final_path), f.content);
+  for (const StaleParts& st : stale) {
+    record_.AddStale(Relative(st.stem), extension_, st.unsuffixed, st.first_part);
   }
+  const auto now = std::chrono::steady_clock::now();
+  if (journal_->size() == 0) journal_since_ = now;
+  base::Status s = journal_->Append(record_.Finish());
+  if (!s.ok()) return s;
   files_written_ += staged.size();
   bytes_written_ += staged_bytes_;
   buffer_.clear();
+  if (journal_->size() >= kCheckpointBytes || now - journal_since_ >= kCheckpointAge) {
+    // The rows are durable already; a failed sync is tried again after the next flush.
+    s = Checkpoint();
+    if (!s.ok()) {
+      base::Log(base::LogLevel::kWarn, "sink", "file sink sync failed; the journal keeps the files",
+                {{"sink", config_.name}, {"error", s.ToString()}});
+    }
+  }
   return {};
 }
 
 base::Status FileSink::StageGroup(const std::vector<size_t>& order, size_t begin, size_t end,
-                                  std::vector<Staged>* staged, std::vector<std::string>* dirs,
-                                  std::vector<StaleParts>* stale) {
+                                  std::vector<Staged>* staged, std::vector<StaleParts>* stale) {
   const window::WindowRow& first = buffer_[order[begin]];
   const std::string rel = PartitionDir(config_.partition_by, first.station, first.window_start_ms);
   const std::string dir = rel.empty() ? config_.path : config_.path + '/' + rel;
-  base::Status s = MakeDirs(config_.path, dir, dirs, static_cast<mode_t>(config_.dir_mode));
+  base::Status s = MakeDirs(config_.path, dir, static_cast<mode_t>(config_.dir_mode));
   if (!s.ok()) return s;
-  dirs->push_back(dir);
 
   // The name is a function of the data only: the window, and the input partition that owns
   // its rows. A replay, a restart or another instance writes the same name.
@@ -220,12 +344,14 @@ base::Status FileSink::StageGroup(const std::vector<size_t>& order, size_t begin
   const bool csv = config_.format == config::FileFormat::kCsv;
   const size_t group_start = staged->size();
   std::unique_ptr<StagedFile> file;
+  std::string content;
   size_t file_bytes = 0;
   size_t file_rows = 0;
   auto finish = [&]() -> base::Status {
-    base::Status fs_status = file->Finish(sync_each_);
+    base::Status fs_status = file->Finish(/*sync=*/false);
     if (!fs_status.ok()) return fs_status;
-    staged->push_back({std::move(file), ""});
+    staged->push_back({std::move(file), "", std::move(content)});
+    content.clear();
     return {};
   };
   for (size_t i = begin; i < end; ++i) {
@@ -239,9 +365,10 @@ base::Status FileSink::StageGroup(const std::vector<size_t>& order, size_t begin
       if (!s.ok()) return s;
     }
     if (!file) {
-      auto created = StagedFile::Create(dir, cctx_, config_.file_mode);
+      auto created = StagedFile::Create(dir, cctx_, config_.file_mode, &zstd_out_);
       if (!created.ok()) return created.status();
       file = std::move(created).value();
+      file->KeepCopy(&content);
       file_bytes = 0;
       file_rows = 0;
       if (csv) {
@@ -273,6 +400,12 @@ base::Status FileSink::StageGroup(const std::vector<size_t>& order, size_t begin
   return {};
 }
 
-base::Status FileSink::Close() { return Flush(); }
+base::Status FileSink::Close() {
+  base::Status s = Flush();
+  if (!s.ok() || !journal_) return s;
+  s = Checkpoint();
+  if (!s.ok()) return s;
+  return journal_->Remove();
+}
 
 }  // namespace turnstiled::sink

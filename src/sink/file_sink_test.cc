@@ -316,8 +316,8 @@ TEST_CASE("a failed flush keeps its rows, leaves no temp file, and the next flus
   base::Status s = sink.Flush();
   CHECK(s.code() == base::Code::kIoError);
   CHECK(sink.buffered_rows() == 2);
-  for (const auto& f : FilesUnder(dir.path())) {
-    CHECK_FALSE(f.filename().string().starts_with("."));
+  for (const auto& f : FilesUnder(dir.path(), /*hidden=*/true)) {
+    CHECK_FALSE(f.filename().string().starts_with(".part-"));
   }
   fs::remove(dir.path() + "/station=BLOCKED");
   s = sink.Flush();

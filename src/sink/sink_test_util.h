@@ -74,9 +74,12 @@ inline std::vector<std::vector<std::string>> ParseCsv(std::string_view text, boo
 }
 
 // Regular files under root, recursively, sorted.
-inline std::vector<std::filesystem::path> FilesUnder(const std::string& root) {
+// The regular files under root, sorted: those a reader of the lake sees, without dot files (the
+// sink's temp files and journal) unless `hidden`.
+inline std::vector<std::filesystem::path> FilesUnder(const std::string& root, bool hidden = false) {
   std::vector<std::filesystem::path> files;
   for (const auto& e : std::filesystem::recursive_directory_iterator(root)) {
+    if (!hidden && e.path().filename().string().starts_with(".")) continue;
     if (e.is_regular_file()) files.push_back(e.path());
   }
   std::sort(files.begin(), files.end());

@@ -77,7 +77,11 @@ base::Status SyncFilesystem(const std::string& path) {
 }
 
 base::Result<std::unique_ptr<StagedFile>> StagedFile::Create(const std::string& dir,
-                                                             ZSTD_CCtx_s* cctx, int mode) {
+                                                             ZSTD_CCtx_s* cctx, int mode,
+                                                             std::string* zstd_out) {
+  if (cctx != nullptr && zstd_out == nullptr) {
+    return base::Status::Internal("StagedFile: a compressed file needs an output buffer");
+  }
   std::string path = dir;
   path += '/';
   path += kTempPrefix;
@@ -89,11 +93,11 @@ base::Result<std::unique_ptr<StagedFile>> StagedFile::Create(const std::string& 
   if (fd < 0) return ErrnoStatus("create", path, errno);
   ::fchmod(fd, static_cast<mode_t>(mode));  // whatever the umask
   if (cctx != nullptr) ZSTD_CCtx_reset(cctx, ZSTD_reset_session_only);
-  return std::unique_ptr<StagedFile>(new StagedFile(std::move(path), fd, cctx));
+  return std::unique_ptr<StagedFile>(new StagedFile(std::move(path), fd, cctx, zstd_out));
 }
 
-StagedFile::StagedFile(std::string temp_path, int fd, ZSTD_CCtx_s* cctx)
-    : temp_path_(std::move(temp_path)), fd_(fd), cctx_(cctx) {}
+StagedFile::StagedFile(std::string temp_path, int fd, ZSTD_CCtx_s* cctx, std::string* zstd_out)
+    : temp_path_(std::move(temp_path)), fd_(fd), cctx_(cctx), out_(zstd_out) {}
 
 StagedFile::~StagedFile() {
   if (fd_ >= 0) ::close(fd_);
@@ -128,6 +132,7 @@ base::Status StagedFile::Publish(const std::string& final_path) {
 }
 
 base::Status StagedFile::WriteAll(std::string_view bytes) {
+  if (copy_ != nullptr) copy_->append(bytes);
   while (!bytes.empty()) {
     const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
     if (n < 0) {
@@ -140,16 +145,16 @@ base::Status StagedFile::WriteAll(std::string_view bytes) {
 }
 
 base::Status StagedFile::Compress(std::string_view bytes, bool end) {
-  if (out_.empty()) out_.resize(ZSTD_CStreamOutSize());
+  if (out_->size() < ZSTD_CStreamOutSize()) out_->resize(ZSTD_CStreamOutSize());
   ZSTD_inBuffer in{bytes.data(), bytes.size(), 0};
   const ZSTD_EndDirective mode = end ? ZSTD_e_end : ZSTD_e_continue;
   for (;;) {
-    ZSTD_outBuffer out{out_.data(), out_.size(), 0};
+    ZSTD_outBuffer out{out_->data(), out_->size(), 0};
     const size_t remaining = ZSTD_compressStream2(cctx_, &out, &in, mode);
     if (ZSTD_isError(remaining)) {
       return base::Status::Internal("zstd " + temp_path_ + ": " + ZSTD_getErrorName(remaining));
     }
-    base::Status s = WriteAll(std::string_view(out_.data(), out.pos));
+    base::Status s = WriteAll(std::string_view(out_->data(), out.pos));
     if (!s.ok()) return s;
     const bool done = end ? remaining == 0 : in.pos == in.size;
     if (done) return {};

@@ -1,21 +1,20 @@
 // StagedFile: a file written under a temporary dot-name, then published by rename, so a reader
 // sees either no file or the whole file, never a part of one.
 //
-//   auto f = StagedFile::Create(dir, cctx);   // dir/.part-<pid>-<n>.tmp
+//   auto f = StagedFile::Create(dir, cctx, 0640, &out);  // dir/.part-<pid>-<n>.tmp
 //   f->Append(bytes)...;                      // buffered; compressed when cctx is not null
 //   f->Finish();                              // end of the zstd frame, write, fsync, close
 //   f->Publish(dir + "/part-...csv");         // rename(2): replaces a file of that name
-// The caller fsyncs the directory once after publishing all its files (SyncDirectory).
-// A caller publishing many files at once may instead Finish(/*sync=*/false) each, then
-// SyncFilesystem() once before the renames and once after: two syscalls instead of one fsync
-// per file and per directory, with the same guarantee.
+// The caller fsyncs the directory once after publishing all its files (SyncDirectory). The
+// file sink instead Finish(/*sync=*/false)es each file and makes them durable through its
+// journal (lake_journal.h).
 // A StagedFile that is destroyed before Publish() removes its temporary file, also on error.
 //
 // Errors: ENOSPC, EDQUOT and EIO are kUnavailable (space or a disk may come back; the writer
 // pool retries), everything else kIoError.
 //
-// Thread-compatible. The ZSTD_CCtx is borrowed and must outlive the StagedFile; one file at a
-// time may use it.
+// Thread-compatible. The ZSTD_CCtx and its output buffer are borrowed and must outlive the
+// StagedFile; one file at a time may use them.
 #pragma once
 
 #include <memory>
@@ -43,13 +42,20 @@ base::Status SyncFilesystem(const std::string& path);
 
 class StagedFile {
  public:
-  // `mode`: the file's permissions, set whatever the umask.
+  // `mode`: the file's permissions, set whatever the umask. `zstd_out`: the compressor's output
+  // buffer, borrowed like the cctx and kept by the caller across files (a file sink writes
+  // thousands of small files; a fresh 128 KiB buffer each cost more than compressing them).
+  // Required when cctx is not null.
   static base::Result<std::unique_ptr<StagedFile>> Create(const std::string& dir, ZSTD_CCtx_s* cctx,
-                                                          int mode = 0640);
+                                                          int mode = 0640,
+                                                          std::string* zstd_out = nullptr);
   ~StagedFile();
   StagedFile(const StagedFile&) = delete;
   StagedFile& operator=(const StagedFile&) = delete;
 
+  // Appends every byte written to the file (compressed, when it is) to *copy as well: the
+  // file sink's journal holds each file's whole content. Call before Append().
+  void KeepCopy(std::string* copy) { copy_ = copy; }
   base::Status Append(std::string_view bytes);
   // Ends the zstd frame, writes what is buffered, fsyncs (unless `sync` is false) and closes.
   base::Status Finish(bool sync = true);
@@ -59,7 +65,7 @@ class StagedFile {
   const std::string& temp_path() const { return temp_path_; }
 
  private:
-  StagedFile(std::string temp_path, int fd, ZSTD_CCtx_s* cctx);
+  StagedFile(std::string temp_path, int fd, ZSTD_CCtx_s* cctx, std::string* zstd_out);
   base::Status WriteAll(std::string_view bytes);
   base::Status Compress(std::string_view bytes, bool end);
 
@@ -67,7 +73,8 @@ class StagedFile {
   int fd_;
   ZSTD_CCtx_s* const cctx_;  // borrowed; null for plain files
   std::string pending_;      // bytes not yet compressed or written
-  std::string out_;          // compressor output buffer
+  std::string* const out_;   // compressor output buffer; borrowed
+  std::string* copy_ = nullptr;
   bool published_ = false;
 };
 

@@ -5,6 +5,8 @@
 #include <array>
 #include <cstring>
 
+#include "base/crc32c.h"
+
 namespace turnstiled::state {
 
 namespace {
@@ -13,16 +15,6 @@ constexpr char kMagic[4] = {'T', 'S', 'N', 'P'};
 constexpr size_t kHeaderBytes = 4 + 4 + 4 + 8;
 // A body that claims more than this is damaged, not large: 1 M open windows take ~60 MB.
 constexpr uint64_t kMaxBodyBytes = 4ULL << 30;
-
-std::array<uint32_t, 256> MakeCrcTable() {
-  std::array<uint32_t, 256> t{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) != 0 ? 0x82F63B78U ^ (c >> 1) : c >> 1;
-    t[i] = c;
-  }
-  return t;
-}
 
 template <typename T>
 void Put(std::string* out, T v) {
@@ -63,13 +55,6 @@ class Reader {
 
 }  // namespace
 
-uint32_t Crc32c(std::string_view bytes) {
-  static const std::array<uint32_t, 256> table = MakeCrcTable();
-  uint32_t c = 0xFFFFFFFFU;
-  for (unsigned char ch : bytes) c = table[(c ^ ch) & 0xFF] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFU;
-}
-
 std::string EncodeSnapshot(const window::PartitionState& s) {
   std::string body;
   body.reserve(64 + s.devices.size() * 48 + s.windows.size() * 64);
@@ -107,7 +92,7 @@ std::string EncodeSnapshot(const window::PartitionState& s) {
   std::string rest;
   Put<uint64_t>(&rest, packed.size());
   rest += packed;
-  Put<uint32_t>(&out, Crc32c(rest));
+  Put<uint32_t>(&out, base::Crc32c(rest));
   out += rest;
   return out;
 }
@@ -137,7 +122,7 @@ base::Result<window::PartitionState> DecodeSnapshot(std::string_view bytes) {
                                    " bytes, the file has " +
                                    std::to_string(bytes.size() - kHeaderBytes));
   }
-  if (Crc32c(bytes.substr(12)) != crc) return Status::InvalidArgument("checksum mismatch");
+  if (base::Crc32c(bytes.substr(12)) != crc) return Status::InvalidArgument("checksum mismatch");
   const std::string_view packed = bytes.substr(kHeaderBytes);
   const unsigned long long size = ZSTD_getFrameContentSize(packed.data(), packed.size());
   if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > kMaxBodyBytes) {

@@ -26,7 +26,4 @@ inline constexpr uint32_t kSnapshotVersion = 1;
 std::string EncodeSnapshot(const window::PartitionState& state);
 base::Result<window::PartitionState> DecodeSnapshot(std::string_view bytes);
 
-// CRC-32C (Castagnoli), as in iSCSI and ext4.
-uint32_t Crc32c(std::string_view bytes);
-
 }  // namespace turnstiled::state

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <limits>
 
+#include "base/crc32c.h"
 #include "state/local_store.h"
 
 using namespace turnstiled;
@@ -98,7 +99,13 @@ TEST_CASE("every truncation and every flipped bit of a snapshot is refused, neve
   CHECK(DecodeSnapshot(other).status().message().find("version 9") != std::string::npos);
 }
 
-TEST_CASE("CRC-32C matches the standard check value") { CHECK(Crc32c("123456789") == 0xE3069283U); }
+TEST_CASE("CRC-32C matches the standard check value") {
+  CHECK(base::Crc32c("123456789") == 0xE3069283U);
+  // Lengths that take the hardware path's 8-byte steps, its byte tail, or neither.
+  CHECK(base::Crc32c("") == 0);
+  CHECK(base::Crc32c("a") == 0xC1D04330U);
+  CHECK(base::Crc32c("123456789123456789") == 0xA86C53F4U);
+}
 
 TEST_CASE("the local store keeps the newest and the previous snapshot, and falls back") {
   TempDir dir;
