@@ -51,12 +51,13 @@ bool HasSse42() { return __builtin_cpu_supports("sse4.2"); }
 
 }  // namespace
 
-uint32_t Crc32c(std::string_view bytes) {
+uint32_t Crc32c(std::string_view bytes, uint32_t crc) {
+  const uint32_t c = crc ^ 0xFFFFFFFFU;
 #if defined(__x86_64__)
   static const bool hardware = HasSse42();
-  if (hardware) return HardwareCrc(0xFFFFFFFFU, bytes) ^ 0xFFFFFFFFU;
+  if (hardware) return HardwareCrc(c, bytes) ^ 0xFFFFFFFFU;
 #endif
-  return TableCrc(0xFFFFFFFFU, bytes) ^ 0xFFFFFFFFU;
+  return TableCrc(c, bytes) ^ 0xFFFFFFFFU;
 }
 
 }  // namespace turnstiled::base

@@ -8,6 +8,8 @@
 
 namespace turnstiled::base {
 
-uint32_t Crc32c(std::string_view bytes);
+// `crc`: the CRC of bytes that come before these, to continue it: Crc32c("ab") ==
+// Crc32c("b", Crc32c("a")).
+uint32_t Crc32c(std::string_view bytes, uint32_t crc = 0);
 
 }  // namespace turnstiled::base

@@ -12,6 +12,7 @@
 #include <optional>
 #include <tuple>
 #include <unordered_map>
+#include <utility>
 
 #include "base/civil_time.h"
 #include "base/log.h"
@@ -119,14 +120,18 @@ struct FileSink::Staged {
   std::string content;  // as written, for the journal
 };
 
-FileSink::FileSink(config::SinkConfig config, std::string boot_id)
+FileSink::FileSink(config::SinkConfig config, Options options)
     : config_(std::move(config)),
       extension_(ExtensionFor(config_)),
       cctx_(config_.compression == config::Compression::kZstd ? ZSTD_createCCtx() : nullptr),
       by_station_(PartitionsByStation(config_)),
-      boot_id_(std::move(boot_id)) {}
+      boot_id_(std::move(options.boot_id)),
+      background_sync_(options.background_sync) {}
 
-FileSink::~FileSink() { ZSTD_freeCCtx(cctx_); }
+FileSink::~FileSink() {
+  StopSyncer();
+  ZSTD_freeCCtx(cctx_);
+}
 
 base::Status FileSink::Open() {
   if (config_.path.empty()) {
@@ -146,31 +151,89 @@ base::Status FileSink::Open() {
     }
   }
 
+  // Two journal files: flushes append to one while the other, once the lake files of its
+  // records are synced, is emptied in the background.
   std::vector<JournalRecord> records;
-  auto journal =
-      LakeJournal::Open(config_.path + '/' + JournalName(), &records, &recovery_.ignored_bytes);
-  if (!journal.ok()) return journal.status();
-  journal_ = std::move(journal).value();
-  recovery_.records = records.size();
-  if (records.empty() && recovery_.ignored_bytes == 0) return {};
-  // A record of this boot: the kernel still holds the files it wrote, as they were published.
-  // Of another boot: the machine stopped, and those files may be missing, empty or old.
-  const bool restarted = boot_id_.empty() ||
-                         std::any_of(records.begin(), records.end(),
-                                     [&](const JournalRecord& r) { return r.boot_id != boot_id_; });
-  if (restarted) {
-    base::Status s = Replay(records);
-    if (!s.ok()) return s;
+  for (int i = 0; i < 2; ++i) {
+    std::vector<JournalRecord> some;
+    bool cut = false;
+    auto journal = LakeJournal::Open(config_.path + '/' + JournalName() + '.' + std::to_string(i),
+                                     &some, &cut);
+    if (!journal.ok()) return journal.status();
+    journals_[i] = std::move(journal).value();
+    if (cut) ++recovery_.cut_records;
+    for (JournalRecord& r : some) records.push_back(std::move(r));
   }
-  base::Status s = Checkpoint();
-  if (!s.ok()) return s;
-  base::Log(base::LogLevel::kInfo, "sink", "file sink journal recovered",
-            {{"sink", config_.name},
-             {"records", std::to_string(recovery_.records)},
-             {"machine_restarted", restarted ? "true" : "false"},
-             {"files_rewritten", std::to_string(recovery_.rewritten)},
-             {"cut_tail_bytes", std::to_string(recovery_.ignored_bytes)}});
+  std::sort(records.begin(), records.end(),
+            [](const JournalRecord& a, const JournalRecord& b) { return a.sequence < b.sequence; });
+  recovery_.records = records.size();
+  if (!records.empty()) sequence_ = records.back().sequence + 1;
+  active_ = 0;
+  if (!records.empty() || recovery_.cut_records > 0) {
+    // A record of this boot: the kernel still holds the files it wrote, as they were published.
+    // Of another boot: the machine stopped, and those files may be missing, empty or old.
+    const bool restarted = boot_id_.empty() ||
+                           std::any_of(records.begin(), records.end(), [&](const JournalRecord& r) {
+                             return r.boot_id != boot_id_;
+                           });
+    if (restarted) {
+      base::Status s = Replay(records);
+      if (!s.ok()) return s;
+    }
+    base::Status s = SyncAndEmptyJournals();
+    if (!s.ok()) return s;
+    base::Log(base::LogLevel::kInfo, "sink", "file sink journal recovered",
+              {{"sink", config_.name},
+               {"records", std::to_string(recovery_.records)},
+               {"machine_restarted", restarted ? "true" : "false"},
+               {"files_rewritten", std::to_string(recovery_.rewritten)},
+               {"cut_records", std::to_string(recovery_.cut_records)}});
+  }
+  if (!background_sync_) return {};
+  // The syncer's first task: make room in the other journal.
+  {
+    std::lock_guard<std::mutex> lock(sync_mu_);
+    sync_stop_ = false;
+    sync_pending_ = 1;
+    sync_fill_ = kJournalMinFill;
+  }
+  syncer_ = std::thread([this] { SyncLoop(); });
   return {};
+}
+
+void FileSink::SyncLoop() {
+  std::unique_lock<std::mutex> lock(sync_mu_);
+  for (;;) {
+    sync_cv_.wait(lock, [&] { return sync_stop_ || sync_pending_ >= 0; });
+    if (sync_stop_) return;
+    LakeJournal& journal = *journals_[sync_pending_];
+    const uint64_t fill = sync_fill_;
+    lock.unlock();
+    // Every lake file of the journal's records was published before it was handed over: one
+    // sync of the filesystem makes them all durable, and the records are needed no more.
+    base::Status s = journal.size() > 0 ? SyncFilesystem(config_.path) : base::Status();
+    if (s.ok()) s = journal.Reset();
+    // Zeros ahead, so that the next records overwrite allocated blocks: their fdatasync then
+    // writes the data alone, without a metadata commit.
+    if (s.ok()) s = journal.Fill(fill);
+    lock.lock();
+    if (s.ok()) {
+      sync_pending_ = -1;
+      continue;
+    }
+    base::Log(base::LogLevel::kWarn, "sink", "file sink sync failed; the journal keeps the files",
+              {{"sink", config_.name}, {"error", s.ToString()}});
+    sync_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return sync_stop_; });
+  }
+}
+
+void FileSink::StopSyncer() {
+  {
+    std::lock_guard<std::mutex> lock(sync_mu_);
+    sync_stop_ = true;
+  }
+  sync_cv_.notify_all();
+  if (syncer_.joinable()) syncer_.join();
 }
 
 base::Status FileSink::Replay(const std::vector<JournalRecord>& records) {
@@ -192,7 +255,7 @@ base::Status FileSink::Replay(const std::vector<JournalRecord>& records) {
   for (const JournalRecord& r : records) {
     for (const JournalEntry& e : r.entries) {
       if (!SafeRelative(e.path)) {
-        return base::Status::IoError("journal " + journal_->path() +
+        return base::Status::IoError("journal " + journals_[0]->path() +
                                      ": a path leaves the sink's folder: " + e.path);
       }
       const std::string full = config_.path + '/' + e.path;
@@ -220,11 +283,22 @@ base::Status FileSink::Replay(const std::vector<JournalRecord>& records) {
   return {};
 }
 
-base::Status FileSink::Checkpoint() {
-  if (journal_->size() == 0) return {};
-  base::Status s = SyncFilesystem(config_.path);
-  if (!s.ok()) return s;
-  return journal_->Reset();
+base::Status FileSink::SyncAndEmptyJournals() {
+  if (journals_[0]->size() + journals_[1]->size() > 0) {
+    base::Status s = SyncFilesystem(config_.path);
+    if (!s.ok()) return s;
+  }
+  for (auto& j : journals_) {
+    base::Status s = j->Reset();
+    if (!s.ok()) return s;
+  }
+  return {};
+}
+
+uint64_t FileSink::journal_bytes() const {
+  uint64_t n = 0;
+  for (const auto& j : journals_) n += j ? j->size() : 0;
+  return n;
 }
 
 std::string FileSink::Relative(const std::string& path) const {
@@ -278,7 +352,7 @@ base::Status FileSink::Flush() {
     groups.emplace_back(begin, end);
     begin = end;
   }
-  if (!journal_) return base::Status::Internal("sink '" + config_.name + "': not open");
+  if (!journals_[0]) return base::Status::Internal("sink '" + config_.name + "': not open");
 
   std::vector<Staged> staged;
   staged_bytes_ = 0;
@@ -296,7 +370,7 @@ base::Status FileSink::Flush() {
     if (!s.ok()) return s;
   }
   // The files are in place but not synced. One record of them all, synced, makes the flush
-  // durable: after a crash Open() writes them again from it.
+  // durable: after a machine stops, Open() writes them again from it.
   record_.Begin(boot_id_, std::chrono::duration_cast<std::chrono::milliseconds>(
                               std::chrono::system_clock::now().time_since_epoch())
                               .count());
@@ -304,19 +378,26 @@ base::Status FileSink::Flush() {
   for (const StaleParts& st : stale) {
     record_.AddStale(Relative(st.stem), extension_, st.unsuffixed, st.first_part);
   }
+  LakeJournal& journal = *journals_[active_];
   const auto now = std::chrono::steady_clock::now();
-  if (journal_->size() == 0) journal_since_ = now;
-  base::Status s = journal_->Append(record_.Finish());
+  if (journal.size() == 0) journal_since_ = now;
+  base::Status s = journal.Append(record_.payload(), sequence_);
   if (!s.ok()) return s;
+  ++sequence_;
   files_written_ += staged.size();
   bytes_written_ += staged_bytes_;
   buffer_.clear();
-  if (journal_->size() >= kCheckpointBytes || now - journal_since_ >= kCheckpointAge) {
-    // The rows are durable already; a failed sync is tried again after the next flush.
-    s = Checkpoint();
-    if (!s.ok()) {
-      base::Log(base::LogLevel::kWarn, "sink", "file sink sync failed; the journal keeps the files",
-                {{"sink", config_.name}, {"error", s.ToString()}});
+  // Hand the journal to the syncer when its zeroed room is used up, it is large or old, and the
+  // other one is free; flushes go on in the other. While the syncer is busy, this one grows.
+  if (background_sync_ &&
+      (journal.size() >= journal.allocated() || journal.size() >= kCheckpointBytes ||
+       now - journal_since_ >= kCheckpointAge)) {
+    std::lock_guard<std::mutex> lock(sync_mu_);
+    if (sync_pending_ < 0) {
+      sync_pending_ = active_;
+      sync_fill_ = std::clamp<uint64_t>(2 * journal.size(), kJournalMinFill, kJournalMaxFill);
+      active_ ^= 1;
+      sync_cv_.notify_one();
     }
   }
   return {};
@@ -402,10 +483,15 @@ base::Status FileSink::StageGroup(const std::vector<size_t>& order, size_t begin
 
 base::Status FileSink::Close() {
   base::Status s = Flush();
-  if (!s.ok() || !journal_) return s;
-  s = Checkpoint();
+  if (!s.ok() || !journals_[0]) return s;
+  StopSyncer();
+  s = SyncAndEmptyJournals();
   if (!s.ok()) return s;
-  return journal_->Remove();
+  for (auto& j : journals_) {
+    s = j->Remove();
+    if (!s.ok()) return s;
+  }
+  return {};
 }
 
 }  // namespace turnstiled::sink

@@ -19,23 +19,27 @@
 //     the new count are removed.
 //   - Every file is written under a dot-temp name in its directory and renamed, so a reader
 //     (who ignores dot files, as Spark, Hive and DuckDB's globs do) never sees half a file.
-//   - Durability is one fdatasync per flush: of the journal (lake_journal.h), a record of every
-//     file's path and content. The lake files are synced together, one syncfs(2), when the
-//     journal passes kCheckpointBytes or kCheckpointAge, and at Close(); then the journal is
-//     emptied. Open() writes again the files of a record left by a machine that stopped before
-//     that sync.
+//   - Durability is one fdatasync per flush, of a small write: a record of every file's path and
+//     content in the journal (lake_journal.h). There are two journal files. When the one in use
+//     passes kCheckpointBytes or kCheckpointAge (or its zeroed room), flushes go on in the other,
+//     and a background thread syncs the lake's filesystem once (syncfs(2)), which makes every
+//     file of the first one's records durable, and empties it. Close() syncs and removes both.
+//     Open() writes again the files of records left by a machine that stopped before a sync.
 // On error Flush() returns kUnavailable (ENOSPC, EDQUOT, EIO) or kIoError, removes its temp
 // files and keeps the rows buffered, so the next Flush() writes them again under the same
 // names. Open() removes temp files left behind by a crash, and refuses a path whose journal
 // another process holds: one sink instance per path.
 //
-// Thread-compatible: one writer thread, as every Sink.
+// Thread-compatible: one writer thread, as every Sink (the syncer thread is the sink's own).
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "config/config.h"
@@ -49,8 +53,15 @@ namespace turnstiled::sink {
 
 class FileSink final : public Sink {
  public:
-  // `boot_id`: the kernel's boot id (tests pass another to act as a machine that restarted).
-  explicit FileSink(config::SinkConfig config, std::string boot_id = CurrentBootId());
+  struct Options {
+    // The kernel's boot id (tests pass another to act as a machine that restarted).
+    std::string boot_id = CurrentBootId();
+    // Off: no syncer thread; the journals are synced and emptied only by Close() and Open()
+    // (tests that need to know what the journals hold).
+    bool background_sync = true;
+  };
+  explicit FileSink(config::SinkConfig config) : FileSink(std::move(config), Options{}) {}
+  FileSink(config::SinkConfig config, Options options);
   ~FileSink() override;
   FileSink(const FileSink&) = delete;
   FileSink& operator=(const FileSink&) = delete;
@@ -62,19 +73,22 @@ class FileSink final : public Sink {
 
   size_t buffered_rows() const { return buffer_.size(); }
   uint64_t files_written() const { return files_written_; }
-  // Bytes in the journal: records of flushes whose files are not yet synced.
-  uint64_t journal_bytes() const { return journal_ ? journal_->size() : 0; }
-  // What Open() found in the journal: files written again, records, bytes of a cut tail.
+  // Bytes in the journals: records of flushes whose files may not be synced yet.
+  uint64_t journal_bytes() const;
+  // What Open() found in the journals: records, files written again, cut records.
   struct Recovery {
     size_t records = 0;
     size_t rewritten = 0;
-    uint64_t ignored_bytes = 0;
+    size_t cut_records = 0;
   };
   const Recovery& recovery() const { return recovery_; }
-  // The journal is synced into the lake when it holds this much, or its oldest record is this
-  // old: the kernel has written most of those files back by then, so the sync is short.
-  static constexpr uint64_t kCheckpointBytes = 64ULL << 20;
+  // The journal in use is handed to the syncer when it holds this much, or its oldest record is
+  // this old.
+  static constexpr uint64_t kCheckpointBytes = 32ULL << 20;
   static constexpr std::chrono::seconds kCheckpointAge{30};
+  // Zeros written ahead in a journal the syncer emptied: twice what it held, within these.
+  static constexpr uint64_t kJournalMinFill = 1ULL << 20;
+  static constexpr uint64_t kJournalMaxFill = 64ULL << 20;
   uint64_t FilesWritten() const override { return files_written_; }
   // Uncompressed bytes of the published files.
   uint64_t BytesWritten() const override { return bytes_written_; }
@@ -95,8 +109,10 @@ class FileSink final : public Sink {
                           std::vector<Staged>* staged, std::vector<StaleParts>* stale);
   // Writes again, after a machine stopped, each file of `records` whose content differs on disk.
   base::Status Replay(const std::vector<JournalRecord>& records);
-  // Syncs the lake's filesystem, then empties the journal.
-  base::Status Checkpoint();
+  // Syncs the lake's filesystem, then empties both journals. Not while the syncer runs.
+  base::Status SyncAndEmptyJournals();
+  void SyncLoop();
+  void StopSyncer();
   std::string Relative(const std::string& path) const;
   bool FileOrder(const window::WindowRow& a, const window::WindowRow& b) const;
   bool SameFile(const window::WindowRow& a, const window::WindowRow& b) const;
@@ -107,14 +123,25 @@ class FileSink final : public Sink {
   ZSTD_CCtx_s* const cctx_;  // owned; null without compression
   const bool by_station_;    // partition_by has "station": a file per station and window
   const std::string boot_id_;
+  const bool background_sync_;
 
   std::vector<window::WindowRow> buffer_;
   std::string scratch_;
   std::string zstd_out_;  // the compressor's output buffer, for every file
-  std::unique_ptr<LakeJournal> journal_;
+  // journals_[active_] takes the records; the other is the syncer's while sync_pending_ names it.
+  std::unique_ptr<LakeJournal> journals_[2];
+  int active_ = 0;
+  uint64_t sequence_ = 0;  // of the next record
   JournalRecordBuilder record_;
-  std::chrono::steady_clock::time_point journal_since_{};  // of its oldest record
+  std::chrono::steady_clock::time_point journal_since_{};  // of the active one's oldest record
   Recovery recovery_;
+
+  std::thread syncer_;
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  int sync_pending_ = -1;   // guarded by sync_mu_: the journal to sync, empty and fill, or -1
+  uint64_t sync_fill_ = 0;  // guarded by sync_mu_
+  bool sync_stop_ = false;  // guarded by sync_mu_
   uint64_t files_written_ = 0;
   uint64_t bytes_written_ = 0;
   uint64_t staged_bytes_ = 0;  // of the flush under way

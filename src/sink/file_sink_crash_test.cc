@@ -149,9 +149,9 @@ TEST_CASE("a process killed mid-flush leaves only whole files under final names"
       config::SinkConfig c;
       c.type = config::SinkType::kFile;
       c.path = dir.path() + lake;
-      c.compression = std::string(lake) == "/zstd" ? config::Compression::kZstd
-                                                   : config::Compression::kNone;
-      FileSink reopened(c, round % 2 == 1 ? "another boot" : CurrentBootId());
+      c.compression =
+          std::string(lake) == "/zstd" ? config::Compression::kZstd : config::Compression::kNone;
+      FileSink reopened(c, {.boot_id = round % 2 == 1 ? "another boot" : CurrentBootId()});
       base::Status s = reopened.Open();
       REQUIRE_MESSAGE(s.ok(), s.ToString());
       CHECK(reopened.journal_bytes() == 0);

@@ -3,10 +3,14 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <random>
 
 #include "base/crc32c.h"
 #include "sink/staged_file.h"
@@ -14,11 +18,27 @@
 namespace turnstiled::sink {
 namespace {
 
-constexpr char kMagic[4] = {'T', 'S', 'J', '1'};
-constexpr size_t kHeaderBytes = 4 + 8 + 4;
-constexpr size_t kLengthAt = 4;
-constexpr size_t kCrcAt = 12;
+constexpr char kMagic[4] = {'T', 'S', 'J', '2'};
+constexpr size_t kCrcAt = 4;
+constexpr size_t kLengthAt = 8;
+constexpr size_t kGenerationAt = 16;
+constexpr size_t kSequenceAt = 24;
+constexpr size_t kHeaderBytes = 32;
+constexpr size_t kChecked = kLengthAt;  // the CRC covers the header from here on, and the payload
 
+uint64_t NewGeneration() {
+  static std::atomic<uint64_t> counter{0};
+  std::random_device rd;
+  const uint64_t r = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  return r ^ (counter.fetch_add(1) * 0x9E3779B97F4A7C15ULL);
+}
+
+template <typename T>
+T Load(const char* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
 template <typename T>
 void Put(std::string* out, T v) {
   char b[sizeof(T)];
@@ -91,8 +111,7 @@ base::Status WriteAllAt(int fd, std::string_view bytes, uint64_t offset, const s
 }  // namespace
 
 void JournalRecordBuilder::Begin(std::string_view boot_id, int64_t written_ms) {
-  buf_.assign(kHeaderBytes, '\0');
-  std::memcpy(buf_.data(), kMagic, 4);
+  buf_.clear();
   Put<uint32_t>(&buf_, static_cast<uint32_t>(boot_id.size()));
   buf_.append(boot_id);
   Put<int64_t>(&buf_, written_ms);
@@ -117,19 +136,11 @@ void JournalRecordBuilder::AddStale(std::string_view stem, std::string_view exte
   Put<uint64_t>(&buf_, first_part);
 }
 
-std::string_view JournalRecordBuilder::Finish() {
-  const uint64_t length = buf_.size() - kHeaderBytes;
-  const uint32_t crc = base::Crc32c(std::string_view(buf_).substr(kHeaderBytes));
-  std::memcpy(buf_.data() + kLengthAt, &length, 8);
-  std::memcpy(buf_.data() + kCrcAt, &crc, 4);
-  return buf_;
-}
-
 base::Result<std::unique_ptr<LakeJournal>> LakeJournal::Open(const std::string& path,
                                                              std::vector<JournalRecord>* records,
-                                                             uint64_t* ignored_bytes) {
+                                                             bool* cut) {
   records->clear();
-  *ignored_bytes = 0;
+  *cut = false;
   const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return ErrnoStatus("open", path, errno);
   auto fail = [&](base::Status s) {
@@ -162,54 +173,117 @@ base::Result<std::unique_ptr<LakeJournal>> LakeJournal::Open(const std::string& 
   }
 
   uint64_t good = 0;
+  uint64_t generation = 0;
   while (bytes.size() - good >= kHeaderBytes) {
     const char* h = bytes.data() + good;
-    uint64_t length = 0;
-    uint32_t crc = 0;
-    std::memcpy(&length, h + kLengthAt, 8);
-    std::memcpy(&crc, h + kCrcAt, 4);
-    if (std::memcmp(h, kMagic, 4) != 0 || length > bytes.size() - good - kHeaderBytes) break;
-    const std::string_view payload(h + kHeaderBytes, static_cast<size_t>(length));
-    if (base::Crc32c(payload) != crc) break;
+    if (std::memcmp(h, kMagic, 4) != 0) break;
+    const uint64_t g = Load<uint64_t>(h + kGenerationAt);
+    // A record of an earlier generation: written before the last Reset(), not part of this one.
+    if (!records->empty() && g != generation) break;
+    *cut = true;  // until it reads whole
+    const uint64_t length = Load<uint64_t>(h + kLengthAt);
+    if (length > bytes.size() - good - kHeaderBytes) break;
+    const std::string_view checked(h + kChecked, kHeaderBytes - kChecked + length);
+    if (base::Crc32c(checked) != Load<uint32_t>(h + kCrcAt)) break;
     JournalRecord record;
-    if (!DecodePayload(payload, &record)) break;
+    record.sequence = Load<uint64_t>(h + kSequenceAt);
+    if (!DecodePayload(std::string_view(h + kHeaderBytes, static_cast<size_t>(length)), &record)) {
+      break;
+    }
+    *cut = false;
+    generation = g;
     records->push_back(std::move(record));
     good += kHeaderBytes + length;
   }
-  *ignored_bytes = file_size - good;
-  if (good < file_size) {
-    if (::ftruncate(fd, static_cast<off_t>(good)) != 0 || ::fsync(fd) != 0) {
-      return fail(ErrnoStatus("truncate", path, errno));
-    }
+  // A header cut short at the end of the file (a record that was being appended).
+  if (!*cut && bytes.size() - good < kHeaderBytes) {
+    *cut = std::any_of(bytes.begin() + static_cast<std::ptrdiff_t>(good), bytes.end(),
+                       [](char c) { return c != '\0'; });
   }
-  return std::unique_ptr<LakeJournal>(new LakeJournal(path, fd, good));
+  if (records->empty()) generation = NewGeneration();
+  return std::unique_ptr<LakeJournal>(new LakeJournal(path, fd, good, file_size, generation));
 }
 
-LakeJournal::LakeJournal(std::string path, int fd, uint64_t size)
-    : path_(std::move(path)), fd_(fd), size_(size) {}
+LakeJournal::LakeJournal(std::string path, int fd, uint64_t size, uint64_t allocated,
+                         uint64_t generation)
+    : path_(std::move(path)),
+      fd_(fd),
+      size_(size),
+      allocated_(allocated),
+      generation_(generation) {}
 
 LakeJournal::~LakeJournal() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-base::Status LakeJournal::Append(std::string_view record) {
-  base::Status s = WriteAllAt(fd_, record, size_, path_);
+base::Status LakeJournal::Append(std::string_view payload, uint64_t sequence) {
+  char header[kHeaderBytes] = {};
+  std::memcpy(header, kMagic, 4);
+  const uint64_t length = payload.size();
+  std::memcpy(header + kLengthAt, &length, 8);
+  std::memcpy(header + kGenerationAt, &generation_, 8);
+  std::memcpy(header + kSequenceAt, &sequence, 8);
+  const uint32_t crc = base::Crc32c(
+      payload, base::Crc32c(std::string_view(header + kChecked, kHeaderBytes - kChecked)));
+  std::memcpy(header + kCrcAt, &crc, 4);
+
+  const uint64_t at = size();
+  const uint64_t total = kHeaderBytes + length;
+  base::Status s;
+  iovec iov[2] = {{header, kHeaderBytes}, {const_cast<char*>(payload.data()), payload.size()}};
+  uint64_t done = 0;
+  while (s.ok() && done < total) {
+    // The first call writes both; a short write is finished from where it stopped.
+    ssize_t n;
+    if (done == 0) {
+      n = ::pwritev(fd_, iov, 2, static_cast<off_t>(at));
+    } else if (done < kHeaderBytes) {
+      iovec rest[2] = {{header + done, kHeaderBytes - done}, iov[1]};
+      n = ::pwritev(fd_, rest, 2, static_cast<off_t>(at + done));
+    } else {
+      const size_t off = static_cast<size_t>(done - kHeaderBytes);
+      n = ::pwrite(fd_, payload.data() + off, payload.size() - off, static_cast<off_t>(at + done));
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) s = ErrnoStatus("write", path_, errno);
+    if (n > 0) done += static_cast<uint64_t>(n);
+  }
   if (s.ok() && ::fdatasync(fd_) != 0) s = ErrnoStatus("fdatasync", path_, errno);
+  if (at + done > allocated_) allocated_ = at + done;
   if (!s.ok()) {
-    // What was written of the record must not be read as one: cut it off. A failure here
-    // leaves a tail that fails its checksum, which Open() cuts off too.
-    if (::ftruncate(fd_, static_cast<off_t>(size_)) == 0) ::fdatasync(fd_);
+    // What was written of the record must not be read as one.
+    const char zeros[kHeaderBytes] = {};
+    if (WriteAllAt(fd_, std::string_view(zeros, kHeaderBytes), at, path_).ok()) ::fdatasync(fd_);
     return s;
   }
-  size_ += record.size();
+  size_.store(at + total, std::memory_order_relaxed);
   return {};
 }
 
 base::Status LakeJournal::Reset() {
-  if (size_ == 0) return {};
-  if (::ftruncate(fd_, 0) != 0) return ErrnoStatus("truncate", path_, errno);
+  generation_ = NewGeneration();
+  if (allocated_ >= kHeaderBytes) {
+    const char zeros[kHeaderBytes] = {};
+    base::Status s = WriteAllAt(fd_, std::string_view(zeros, kHeaderBytes), 0, path_);
+    if (!s.ok()) return s;
+    if (::fdatasync(fd_) != 0) return ErrnoStatus("fdatasync", path_, errno);
+  }
+  size_.store(0, std::memory_order_relaxed);
+  return {};
+}
+
+base::Status LakeJournal::Fill(uint64_t bytes) {
+  if (allocated_ >= bytes) return {};
+  const std::string zeros(1 << 20, '\0');
+  for (uint64_t at = allocated_; at < bytes;) {
+    const uint64_t n = std::min<uint64_t>(zeros.size(), bytes - at);
+    base::Status s =
+        WriteAllAt(fd_, std::string_view(zeros.data(), static_cast<size_t>(n)), at, path_);
+    if (!s.ok()) return s;
+    at += n;
+    allocated_ = at;
+  }
   if (::fsync(fd_) != 0) return ErrnoStatus("fsync", path_, errno);
-  size_ = 0;
   return {};
 }
 
@@ -217,7 +291,7 @@ base::Status LakeJournal::Remove() {
   if (::unlink(path_.c_str()) != 0 && errno != ENOENT) return ErrnoStatus("unlink", path_, errno);
   ::close(fd_);
   fd_ = -1;
-  size_ = 0;
+  size_.store(0, std::memory_order_relaxed);
   return SyncDirectory(path_.substr(0, path_.find_last_of('/')));
 }
 

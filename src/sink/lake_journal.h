@@ -1,16 +1,18 @@
-// LakeJournal: the file sink's write-ahead journal, so that a flush costs one sync of one file
-// instead of an fsync per lake file and per folder.
+// LakeJournal: one file of the file sink's write-ahead journal, so that a flush costs one small
+// synced write instead of an fsync per lake file and per folder.
 //
 // A flush writes its lake files (temp name, rename; no fsync), then appends one record holding
-// each file's relative path and whole content, and the stale parts it removed, to
-// <path>/.turnstiled-journal-<host>, and fdatasyncs that one file. Only then is the flush
-// acknowledged. Now and then (FileSink: by size and age) the sink syncs its filesystem once and
-// empties the journal: from then on the lake files themselves are durable.
+// each file's relative path and whole content, and the stale parts it removed, and fdatasyncs.
+// Only then is the flush acknowledged. The sink keeps two such files and writes to one at a
+// time; the other is emptied in the background once a syncfs(2) has made the lake files of its
+// records durable (FileSink).
 //
 //   LakeJournal::Open(path, &r)  creates or opens the file, takes an exclusive flock, reads
-//                                its whole records and cuts off a damaged tail
-//   Append(record)               one write at the end, fdatasync; cut back on error
-//   Reset()                      empties it (after the lake is synced)
+//                                its records
+//   Append(payload)              one write, fdatasync
+//   Reset()                      empties it: a new generation, its first header zeroed
+//   Fill(bytes)                  writes zeros up to `bytes`, so later appends overwrite
+//                                allocated blocks and fdatasync has no metadata to commit
 //   Remove()                     unlinks it (a clean Close())
 //
 // What a crash leaves:
@@ -22,13 +24,17 @@
 //     sink writes every file of it whose content differs on disk again. Records of this boot
 //     need no replay, so a file another instance of the group has written since is not touched.
 //
-// Record: "TSJ1", u64 payload length, u32 CRC-32C of the payload, then the payload: u32 + boot
-// id, i64 wall time (ms), then entries to its end: u8 kind, u32 + relative path, and for a file
-// u64 + content, for stale parts u32 + extension, u8 unsuffixed, u64 first part. Little-endian.
+// Record: a 32-byte header ("TSJ2", u32 CRC-32C of the rest of the record, u64 payload length,
+// u64 generation, u64 sequence number), then the payload: u32 + boot id, i64 wall time (ms),
+// then entries to its end: u8 kind, u32 + relative path, and for a file u64 + content, for
+// stale parts u32 + extension, u8 unsuffixed, u64 first part. Little-endian. Records are read
+// from the start while each is whole and of the first one's generation: what follows (zeros, a
+// cut record, records of before the last Reset) is not part of the journal.
 //
-// Thread-compatible: one writer thread, as every Sink.
+// Thread-compatible. size() may be read from any thread.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -49,20 +55,20 @@ struct JournalEntry {
 };
 
 struct JournalRecord {
+  uint64_t sequence = 0;
   std::string boot_id;
   int64_t written_ms = 0;
   std::vector<JournalEntry> entries;
 };
 
-// Builds one record's bytes in a buffer the caller keeps across flushes.
+// Builds one record's payload in a buffer the caller keeps across flushes.
 class JournalRecordBuilder {
  public:
   void Begin(std::string_view boot_id, int64_t written_ms);
   void AddFile(std::string_view path, std::string_view content);
   void AddStale(std::string_view stem, std::string_view extension, bool unsuffixed,
                 uint64_t first_part);
-  // The finished record: header filled in.
-  std::string_view Finish();
+  std::string_view payload() const { return buf_; }
 
  private:
   std::string buf_;
@@ -70,31 +76,38 @@ class JournalRecordBuilder {
 
 class LakeJournal {
  public:
-  // Reads every whole record into *records, in order. Stops at the first record that is cut
-  // or fails its checksum (a write that was never acknowledged), sets *ignored_bytes to what
-  // follows it, and cuts the file there. Fails with kIoError when another process holds the
-  // lock: two processes must not share a sink path.
+  // Reads its records into *records, in order, and sets *cut to whether the last was followed
+  // by a cut or damaged record of the same generation (a write that was never acknowledged).
+  // Fails with kIoError when another process holds the lock: two processes must not share a
+  // sink path.
   static base::Result<std::unique_ptr<LakeJournal>> Open(const std::string& file_path,
                                                          std::vector<JournalRecord>* records,
-                                                         uint64_t* ignored_bytes);
+                                                         bool* cut);
   ~LakeJournal();
   LakeJournal(const LakeJournal&) = delete;
   LakeJournal& operator=(const LakeJournal&) = delete;
 
-  // Appends `record` after the last whole one and fdatasyncs. On error, cuts the file back.
-  base::Status Append(std::string_view record);
+  // Appends a record with `payload` and sequence number `sequence`, and fdatasyncs. On error
+  // the record is not part of the journal (its header is zeroed where that still works).
+  base::Status Append(std::string_view payload, uint64_t sequence);
   base::Status Reset();
+  base::Status Fill(uint64_t bytes);
   base::Status Remove();
 
-  uint64_t size() const { return size_; }
+  // Bytes of records.
+  uint64_t size() const { return size_.load(std::memory_order_relaxed); }
+  // Bytes the file has, records or not (written zeros included).
+  uint64_t allocated() const { return allocated_; }
   const std::string& path() const { return path_; }
 
  private:
-  LakeJournal(std::string path, int fd, uint64_t size);
+  LakeJournal(std::string path, int fd, uint64_t size, uint64_t allocated, uint64_t generation);
 
   const std::string path_;
   int fd_;
-  uint64_t size_;  // bytes of whole records
+  std::atomic<uint64_t> size_;
+  uint64_t allocated_;
+  uint64_t generation_;
 };
 
 // The boot id of the running kernel; empty when it cannot be read (then every record found at

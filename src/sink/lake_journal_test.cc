@@ -4,10 +4,12 @@
 #include <doctest/doctest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "base/civil_time.h"
 #include "sink/file_sink.h"
@@ -62,6 +64,11 @@ std::vector<window::WindowRow> Rows(int hours, int64_t entries, const std::strin
   return rows;
 }
 
+// A sink whose journals are emptied only by Close() and Open(), so a test knows what they hold.
+FileSink::Options Boot(const std::string& boot_id) {
+  return {.boot_id = boot_id, .background_sync = false};
+}
+
 std::vector<fs::path> JournalFiles(const std::string& root) {
   std::vector<fs::path> out;
   for (const fs::path& f : FilesUnder(root, /*hidden=*/true)) {
@@ -74,7 +81,7 @@ std::vector<fs::path> JournalFiles(const std::string& root) {
 // Returns the lake as the second flush left it.
 std::map<std::string, std::string> WriteTwoFlushesAndDie(const config::SinkConfig& config,
                                                          const std::string& boot_id) {
-  FileSink sink(config, boot_id);
+  FileSink sink(config, Boot(boot_id));
   REQUIRE(sink.Open().ok());
   REQUIRE(sink.Write(Rows(4, 10, "t-0")).ok());
   REQUIRE(sink.Flush().ok());
@@ -93,10 +100,10 @@ std::map<std::string, std::string> WriteTwoFlushesAndDie(const config::SinkConfi
 TEST_CASE("each flush is one record in the journal; Close() syncs the lake and removes it") {
   TempDir dir;
   const auto config = LakeConfig(dir.path() + "/lake");
-  FileSink sink(config);
+  FileSink sink(config, Boot(CurrentBootId()));
   REQUIRE(sink.Open().ok());
   CHECK(sink.journal_bytes() == 0);
-  REQUIRE(JournalFiles(config.path).size() == 1);
+  REQUIRE(JournalFiles(config.path).size() == 2);
   REQUIRE(sink.Write(Rows(2, 1)).ok());
   REQUIRE(sink.Flush().ok());
   const uint64_t one = sink.journal_bytes();
@@ -123,12 +130,12 @@ TEST_CASE("after a machine stopped, Open() writes again each file that is missin
   fs::remove(gone);
   { std::ofstream(empty, std::ios::trunc); }
 
-  FileSink after(config, "boot-2");
+  FileSink after(config, Boot("boot-2"));
   base::Status s = after.Open();
   REQUIRE_MESSAGE(s.ok(), s.ToString());
   CHECK(after.recovery().records == 2);
   CHECK(after.recovery().rewritten == 2);
-  CHECK(after.recovery().ignored_bytes == 0);
+  CHECK(after.recovery().cut_records == 0);
   CHECK(after.journal_bytes() == 0);  // synced, then emptied
   CHECK(Snapshot(config.path) == lake);
   REQUIRE(after.Close().ok());
@@ -145,7 +152,7 @@ TEST_CASE("after a process was killed, its files are as it left them and are not
   { std::ofstream(taken, std::ios::trunc) << "newer"; }
   lake.begin()->second = "newer";
 
-  FileSink after(config, "boot-1");
+  FileSink after(config, Boot("boot-1"));
   REQUIRE(after.Open().ok());
   CHECK(after.recovery().records == 2);
   CHECK(after.recovery().rewritten == 0);
@@ -153,12 +160,12 @@ TEST_CASE("after a process was killed, its files are as it left them and are not
   CHECK(Snapshot(config.path) == lake);
 }
 
-TEST_CASE("a record cut short was never acknowledged: it is ignored and cut off") {
+TEST_CASE("a record cut short was never acknowledged: it is not read") {
   TempDir dir;
   const auto config = LakeConfig(dir.path() + "/lake");
   uint64_t first_record = 0;
   {
-    FileSink sink(config, "boot-1");
+    FileSink sink(config, Boot("boot-1"));
     REQUIRE(sink.Open().ok());
     REQUIRE(sink.Write(Rows(3, 1, "t-0")).ok());
     REQUIRE(sink.Flush().ok());
@@ -168,17 +175,16 @@ TEST_CASE("a record cut short was never acknowledged: it is ignored and cut off"
   }
   const fs::path journal = JournalFiles(config.path).at(0);
   const uint64_t full = fs::file_size(journal);
-  for (const uint64_t cut : {full - 1, first_record + 10, first_record + 1}) {
-    CAPTURE(cut);
-    fs::resize_file(journal, cut);
+  for (const uint64_t cut_at : {full - 1, first_record + 40, first_record + 10, first_record + 1}) {
+    CAPTURE(cut_at);
+    fs::resize_file(journal, cut_at);
     std::vector<JournalRecord> records;
-    uint64_t ignored = 0;
-    auto j = LakeJournal::Open(journal.string(), &records, &ignored);
+    bool cut = false;
+    auto j = LakeJournal::Open(journal.string(), &records, &cut);
     REQUIRE(j.ok());
     CHECK(records.size() == 1);
-    CHECK(ignored == cut - first_record);
+    CHECK(cut);
     CHECK((*j)->size() == first_record);
-    CHECK(fs::file_size(journal) == first_record);  // cut off, so a new record follows the first
   }
   // A damaged byte inside the first record: its checksum fails, and nothing from it on is read.
   {
@@ -186,11 +192,77 @@ TEST_CASE("a record cut short was never acknowledged: it is ignored and cut off"
     f.seekp(static_cast<std::streamoff>(first_record / 2));
     f.put('\x7f');
   }
-  FileSink after(config, "boot-2");
+  FileSink after(config, Boot("boot-2"));
   REQUIRE(after.Open().ok());
   CHECK(after.recovery().records == 0);
-  CHECK(after.recovery().ignored_bytes == first_record);
+  CHECK(after.recovery().cut_records == 1);
   CHECK(after.journal_bytes() == 0);
+}
+
+TEST_CASE("records of before an emptying are not read again, even where a new record is shorter") {
+  TempDir dir;
+  const std::string path = dir.path() + "/journal";
+  std::vector<JournalRecord> records;
+  bool cut = false;
+  {
+    auto j = LakeJournal::Open(path, &records, &cut);
+    REQUIRE(j.ok());
+    JournalRecordBuilder b;
+    for (int i = 0; i < 3; ++i) {
+      b.Begin("boot", i);
+      b.AddFile("date=2024-01-06/part-" + std::to_string(i) + ".csv", std::string(100, 'x'));
+      REQUIRE((*j)->Append(b.payload(), static_cast<uint64_t>(i)).ok());
+    }
+    REQUIRE((*j)->Reset().ok());
+    CHECK((*j)->size() == 0);
+    // Exactly as long as the first old record: the old second one follows it, whole.
+    b.Begin("boot", 7);
+    b.AddFile("date=2024-01-06/part-7.csv", std::string(100, 'y'));
+    REQUIRE((*j)->Append(b.payload(), 7).ok());
+  }
+  {
+    auto j = LakeJournal::Open(path, &records, &cut);
+    REQUIRE(j.ok());
+    REQUIRE(records.size() == 1);
+    CHECK(records[0].sequence == 7);
+    CHECK(records[0].entries.at(0).content == std::string(100, 'y'));
+    CHECK_FALSE(cut);
+    // Emptied, and nothing appended since: no record at all.
+    REQUIRE((*j)->Reset().ok());
+  }
+  auto again = LakeJournal::Open(path, &records, &cut);
+  REQUIRE(again.ok());
+  CHECK(records.empty());
+  CHECK_FALSE(cut);
+}
+
+TEST_CASE("zeros written ahead are overwritten in place, and read as the journal's end") {
+  TempDir dir;
+  const std::string path = dir.path() + "/journal";
+  std::vector<JournalRecord> records;
+  bool cut = false;
+  {
+    auto j = LakeJournal::Open(path, &records, &cut);
+    REQUIRE(j.ok());
+    REQUIRE((*j)->Fill(1 << 20).ok());
+    CHECK(fs::file_size(path) == 1 << 20);
+    JournalRecordBuilder b;
+    b.Begin("boot", 1);
+    b.AddStale("date=2024-01-06/part-x", ".csv", true, 2);
+    REQUIRE((*j)->Append(b.payload(), 1).ok());
+    CHECK(fs::file_size(path) == 1 << 20);
+    CHECK((*j)->allocated() == 1 << 20);
+  }
+  auto j = LakeJournal::Open(path, &records, &cut);
+  REQUIRE(j.ok());
+  REQUIRE(records.size() == 1);
+  const JournalEntry& e = records[0].entries.at(0);
+  CHECK(e.kind == JournalEntry::Kind::kStale);
+  CHECK(e.path == "date=2024-01-06/part-x");
+  CHECK(e.extension == ".csv");
+  CHECK(e.unsuffixed);
+  CHECK(e.first_part == 2);
+  CHECK_FALSE(cut);
 }
 
 TEST_CASE("a cut second record leaves the first to replay after a machine stop") {
@@ -198,7 +270,7 @@ TEST_CASE("a cut second record leaves the first to replay after a machine stop")
   const auto config = LakeConfig(dir.path() + "/lake");
   std::map<std::string, std::string> after_first;
   {
-    FileSink sink(config, "boot-1");
+    FileSink sink(config, Boot("boot-1"));
     REQUIRE(sink.Open().ok());
     REQUIRE(sink.Write(Rows(3, 1, "t-0")).ok());
     REQUIRE(sink.Flush().ok());
@@ -210,11 +282,11 @@ TEST_CASE("a cut second record leaves the first to replay after a machine stop")
   fs::resize_file(journal, fs::file_size(journal) - 3);
   // The machine stopped: the second flush's file never reached the disk.
   fs::remove_all(fs::path(config.path) / "date=2024-01-06");
-  FileSink after(config, "boot-2");
+  FileSink after(config, Boot("boot-2"));
   REQUIRE(after.Open().ok());
   CHECK(after.recovery().records == 1);
   CHECK(after.recovery().rewritten == 3);
-  CHECK(after.recovery().ignored_bytes > 0);
+  CHECK(after.recovery().cut_records == 1);
   CHECK(Snapshot(config.path) == after_first);
 }
 
@@ -225,7 +297,7 @@ TEST_CASE("parts a smaller rewrite removed stay removed after a replay") {
   config.roll_bytes = 300;
   std::map<std::string, std::string> lake;
   {
-    FileSink sink(config, "boot-1");
+    FileSink sink(config, Boot("boot-1"));
     REQUIRE(sink.Open().ok());
     REQUIRE(sink.Write(Rows(1, 1)).ok());  // 3 rows: rolls into numbered parts
     std::vector<window::WindowRow> many;
@@ -244,7 +316,7 @@ TEST_CASE("parts a smaller rewrite removed stay removed after a replay") {
   }
   // The machine stopped before any of it was synced.
   fs::remove_all(fs::path(config.path) / "date=2024-01-06");
-  FileSink after(config, "boot-2");
+  FileSink after(config, Boot("boot-2"));
   REQUIRE(after.Open().ok());
   CHECK(after.recovery().records == 2);
   CHECK(after.recovery().rewritten == 1);  // the removed parts are not written first
@@ -263,6 +335,31 @@ TEST_CASE("a second sink on the same path is refused while the first has it open
   REQUIRE(first.Close().ok());
   FileSink third(config);
   CHECK(third.Open().ok());
+}
+
+TEST_CASE("in the background, a used journal is synced and emptied while flushes go to the other") {
+  TempDir dir;
+  const auto config = LakeConfig(dir.path() + "/lake");
+  FileSink sink(config);
+  REQUIRE(sink.Open().ok());
+  // The first journal starts without zeroed room, so it is handed over at its first flush once
+  // the syncer has made room in the second.
+  uint64_t appended = 0;
+  for (int i = 0; i < 500 && sink.journal_bytes() == appended; ++i) {
+    REQUIRE(sink.Write(Rows(1, i, "t-" + std::to_string(i))).ok());
+    const uint64_t before = sink.journal_bytes();
+    REQUIRE(sink.Flush().ok());
+    appended += sink.journal_bytes() - before;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  CHECK(sink.journal_bytes() < appended);  // some records were synced and let go
+  const auto journals = JournalFiles(config.path);
+  REQUIRE(journals.size() == 2);
+  CHECK(std::max(fs::file_size(journals[0]), fs::file_size(journals[1])) >=
+        FileSink::kJournalMinFill);
+  REQUIRE(sink.Close().ok());
+  CHECK(JournalFiles(config.path).empty());
+  CHECK(FilesUnder(config.path).size() >= 2);
 }
 
 TEST_CASE("the boot id is read from the kernel") {

@@ -105,6 +105,7 @@ TEST_CASE("CRC-32C matches the standard check value") {
   CHECK(base::Crc32c("") == 0);
   CHECK(base::Crc32c("a") == 0xC1D04330U);
   CHECK(base::Crc32c("123456789123456789") == 0xA86C53F4U);
+  CHECK(base::Crc32c("56789123456789", base::Crc32c("1234")) == 0xA86C53F4U);
 }
 
 TEST_CASE("the local store keeps the newest and the previous snapshot, and falls back") {
