@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <zstd.h>
 
@@ -80,6 +81,13 @@ std::optional<std::string> ReadRaw(const std::string& path) {
     }
     out.append(buf, static_cast<size_t>(n));
   }
+}
+
+// Bytes free to an unprivileged writer on the filesystem holding `path`; 0 when unknown.
+uint64_t FreeBytes(const std::string& path) {
+  struct statvfs st {};
+  if (::statvfs(path.c_str(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.f_bavail) * st.f_frsize;
 }
 
 // A journal path that stays inside the sink's folder: relative, without a ".." step.
@@ -172,10 +180,9 @@ base::Status FileSink::Open() {
   if (!records.empty() || recovery_.cut_records > 0) {
     // A record of this boot: the kernel still holds the files it wrote, as they were published.
     // Of another boot: the machine stopped, and those files may be missing, empty or old.
-    const bool restarted = boot_id_.empty() ||
-                           std::any_of(records.begin(), records.end(), [&](const JournalRecord& r) {
-                             return r.boot_id != boot_id_;
-                           });
+    const bool restarted = std::any_of(records.begin(), records.end(), [&](const JournalRecord& r) {
+      return !SameBoot(r.boot_id, boot_id_);
+    });
     if (restarted) {
       base::Status s = Replay(records);
       if (!s.ok()) return s;
@@ -214,8 +221,15 @@ void FileSink::SyncLoop() {
     base::Status s = journal.size() > 0 ? SyncFilesystem(config_.path) : base::Status();
     if (s.ok()) s = journal.Reset();
     // Zeros ahead, so that the next records overwrite allocated blocks: their fdatasync then
-    // writes the data alone, without a metadata commit.
-    if (s.ok()) s = journal.Fill(fill);
+    // writes the data alone, without a metadata commit. Only a speed-up: not on a disk that is
+    // nearly full, where the space is the lake's, and a failure is not retried.
+    if (s.ok() && journal.allocated() < fill && FreeBytes(config_.path) > 4 * fill) {
+      base::Status filled = journal.Fill(fill);
+      if (!filled.ok()) {
+        base::Log(base::LogLevel::kWarn, "sink", "file sink journal: no room written ahead",
+                  {{"sink", config_.name}, {"error", filled.ToString()}});
+      }
+    }
     lock.lock();
     if (s.ok()) {
       sync_pending_ = -1;

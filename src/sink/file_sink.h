@@ -54,7 +54,7 @@ namespace turnstiled::sink {
 class FileSink final : public Sink {
  public:
   struct Options {
-    // The kernel's boot id (tests pass another to act as a machine that restarted).
+    // Which boot this is (tests pass another to act as a machine that restarted).
     std::string boot_id = CurrentBootId();
     // Off: no syncer thread; the journals are synced and emptied only by Close() and Open()
     // (tests that need to know what the journals hold).

@@ -4,11 +4,13 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <random>
 
@@ -296,15 +298,22 @@ base::Status LakeJournal::Remove() {
 }
 
 std::string CurrentBootId() {
-  const int fd = ::open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return {};
-  char buf[64];
-  const ssize_t n = ::read(fd, buf, sizeof(buf));
-  ::close(fd);
-  if (n <= 0) return {};
-  std::string id(buf, static_cast<size_t>(n));
-  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
-  return id;
+  timespec real{};
+  timespec boot{};
+  ::clock_gettime(CLOCK_REALTIME, &real);
+  ::clock_gettime(CLOCK_BOOTTIME, &boot);
+  return "boot-time:" + std::to_string(static_cast<int64_t>(real.tv_sec) - boot.tv_sec);
+}
+
+bool SameBoot(std::string_view a, std::string_view b) {
+  constexpr std::string_view kPrefix = "boot-time:";
+  if (!a.starts_with(kPrefix) || !b.starts_with(kPrefix)) return !a.empty() && a == b;
+  int64_t x = 0;
+  int64_t y = 0;
+  const auto [pa, ea] = std::from_chars(a.data() + kPrefix.size(), a.data() + a.size(), x);
+  const auto [pb, eb] = std::from_chars(b.data() + kPrefix.size(), b.data() + b.size(), y);
+  if (ea != std::errc() || eb != std::errc()) return false;
+  return x - y <= kBootTimeSlackSeconds && y - x <= kBootTimeSlackSeconds;
 }
 
 }  // namespace turnstiled::sink

@@ -19,8 +19,8 @@
 //   - The process killed (kill -9, OOM): the kernel still holds every file written, so the
 //     lake is as the last flush left it, and a record that is cut was never acknowledged.
 //   - The machine stopped (power, kernel panic): files written since the last sync may be
-//     missing, empty or old. Each record holds the boot id it was written in
-//     (/proc/sys/kernel/random/boot_id); when a record of another boot is found at Open(), the
+//     missing, empty or old. Each record holds the boot it was written in (CurrentBootId());
+//     when a record of another boot is found at Open(), the
 //     sink writes every file of it whose content differs on disk again. Records of this boot
 //     need no replay, so a file another instance of the group has written since is not touched.
 //
@@ -110,8 +110,14 @@ class LakeJournal {
   uint64_t generation_;
 };
 
-// The boot id of the running kernel; empty when it cannot be read (then every record found at
-// Open() counts as from another boot).
+// Which boot of the machine this is: "boot-time:<s>", the wall-clock second it booted
+// (CLOCK_REALTIME - CLOCK_BOOTTIME). Not the kernel's boot_id: /proc/sys is hidden under the
+// systemd unit's ProcSubset=pid. NTP slewing moves both clocks alike; a step of the wall clock
+// moves it, so ids within kBootTimeSlackSeconds count as the same boot.
 std::string CurrentBootId();
+inline constexpr int64_t kBootTimeSlackSeconds = 30;
+// Whether two boot ids name the same boot. An id of another form (a test's) must match exactly;
+// an empty one matches nothing.
+bool SameBoot(std::string_view a, std::string_view b);
 
 }  // namespace turnstiled::sink

@@ -302,7 +302,7 @@ TEST_CASE("parts a smaller rewrite removed stay removed after a replay") {
     REQUIRE(sink.Write(Rows(1, 1)).ok());  // 3 rows: rolls into numbered parts
     std::vector<window::WindowRow> many;
     for (int s = 0; s < 10; ++s) {
-      many.push_back(MakeRow("S" + std::to_string(s), kJan6, kJan6 + kHourMs, s));
+      many.push_back(MakeRow(std::string("S").append(std::to_string(s)), kJan6, kJan6 + kHourMs, s));
     }
     REQUIRE(sink.Write(many).ok());
     REQUIRE(sink.Flush().ok());
@@ -346,7 +346,7 @@ TEST_CASE("in the background, a used journal is synced and emptied while flushes
   // the syncer has made room in the second.
   uint64_t appended = 0;
   for (int i = 0; i < 500 && sink.journal_bytes() == appended; ++i) {
-    REQUIRE(sink.Write(Rows(1, i, "t-" + std::to_string(i))).ok());
+    REQUIRE(sink.Write(Rows(1, i, std::string("t-").append(std::to_string(i)))).ok());
     const uint64_t before = sink.journal_bytes();
     REQUIRE(sink.Flush().ok());
     appended += sink.journal_bytes() - before;
@@ -359,11 +359,18 @@ TEST_CASE("in the background, a used journal is synced and emptied while flushes
         FileSink::kJournalMinFill);
   REQUIRE(sink.Close().ok());
   CHECK(JournalFiles(config.path).empty());
-  CHECK(FilesUnder(config.path).size() >= 2);
+  CHECK(!FilesUnder(config.path).empty());
 }
 
-TEST_CASE("the boot id is read from the kernel") {
+TEST_CASE("a boot is told by when the machine booted, give or take a step of the clock") {
   const std::string id = CurrentBootId();
-  CHECK(id.size() == 36);  // a UUID
-  CHECK(id == CurrentBootId());
+  CHECK(id.starts_with("boot-time:"));
+  CHECK(SameBoot(id, CurrentBootId()));
+  CHECK(SameBoot("boot-time:1000", "boot-time:1030"));
+  CHECK(SameBoot("boot-time:1030", "boot-time:1000"));
+  CHECK_FALSE(SameBoot("boot-time:1000", "boot-time:1031"));
+  CHECK_FALSE(SameBoot("boot-time:1000", "boot-time:x"));
+  CHECK(SameBoot("boot-1", "boot-1"));
+  CHECK_FALSE(SameBoot("boot-1", "boot-2"));
+  CHECK_FALSE(SameBoot("", ""));
 }

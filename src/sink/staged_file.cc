@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 namespace turnstiled::sink {
@@ -18,6 +19,26 @@ constexpr std::string_view kTempPrefix = ".part-";
 constexpr std::string_view kTempSuffix = ".tmp";
 
 std::atomic<uint64_t> temp_counter{0};
+
+// The process's umask, from /proc/self/status (umask(2) can only read it by changing it, which
+// races with other threads creating files). All bits set when it cannot be read.
+mode_t ReadUmask() {
+  const int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 07777;
+  char buf[4096];
+  const ssize_t n = ::read(fd, buf, sizeof(buf) - 1);
+  ::close(fd);
+  if (n <= 0) return 07777;
+  buf[n] = '\0';
+  const char* line = std::strstr(buf, "\nUmask:");
+  if (line == nullptr) return 07777;
+  return static_cast<mode_t>(std::strtoul(line + 7, nullptr, 8));
+}
+
+mode_t ProcessUmask() {
+  static const mode_t umask = ReadUmask();
+  return umask;
+}
 
 }  // namespace
 
@@ -91,7 +112,8 @@ base::Result<std::unique_ptr<StagedFile>> StagedFile::Create(const std::string& 
   path += kTempSuffix;
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
   if (fd < 0) return ErrnoStatus("create", path, errno);
-  ::fchmod(fd, static_cast<mode_t>(mode));  // whatever the umask
+  // The mode whatever the umask; a call saved per file where the umask keeps it anyway.
+  if ((static_cast<mode_t>(mode) & ProcessUmask()) != 0) ::fchmod(fd, static_cast<mode_t>(mode));
   if (cctx != nullptr) ZSTD_CCtx_reset(cctx, ZSTD_reset_session_only);
   return std::unique_ptr<StagedFile>(new StagedFile(std::move(path), fd, cctx, zstd_out));
 }
