@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <tuple>
@@ -51,8 +52,10 @@ base::Status MakeDirs(const std::string& root, const std::string& dir, mode_t mo
   return {};
 }
 
-// The journal's name: one per host, so instances on several hosts can share a lake folder.
-std::string JournalName() {
+// The start of this host's journal names: ".turnstiled-journal-<host>-". Each process adds its
+// own instance, so several (on one host or on many) can share a lake folder, and a restart
+// finds the journals of this host's processes that are gone.
+std::string JournalPrefix() {
   char host[256] = {};
   if (::gethostname(host, sizeof(host) - 1) != 0) host[0] = '\0';
   std::string name = ".turnstiled-journal-";
@@ -62,7 +65,7 @@ std::string JournalName() {
                        c == '-' || c == '.' || c == '_';
     name += plain ? c : '_';
   }
-  return name;
+  return name + '-';
 }
 
 // The whole raw content of `path`; nullopt when it cannot be read (missing, say).
@@ -134,7 +137,8 @@ FileSink::FileSink(config::SinkConfig config, Options options)
       cctx_(config_.compression == config::Compression::kZstd ? ZSTD_createCCtx() : nullptr),
       by_station_(PartitionsByStation(config_)),
       boot_id_(std::move(options.boot_id)),
-      background_sync_(options.background_sync) {}
+      background_sync_(options.background_sync),
+      instance_(std::move(options.instance)) {}
 
 FileSink::~FileSink() {
   StopSyncer();
@@ -159,23 +163,61 @@ base::Status FileSink::Open() {
     }
   }
 
-  // Two journal files: flushes append to one while the other, once the lake files of its
-  // records are synced, is emptied in the background.
-  std::vector<JournalRecord> records;
+  // Journals of this host's processes that are gone (nobody holds their lock): adopted, their
+  // records recovered with ours, then removed. Those of live processes are left alone.
+  const std::string prefix = JournalPrefix();
+  const std::string own = prefix + instance_;
+  std::map<std::string, std::vector<JournalRecord>> by_process;
+  for (auto it = fs::directory_iterator(config_.path, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!name.starts_with(prefix) || name.size() < 2 || name[name.size() - 2] != '.' ||
+        (name.back() != '0' && name.back() != '1')) {
+      continue;
+    }
+    const std::string process = name.substr(0, name.size() - 2);
+    if (process == own) continue;
+    std::vector<JournalRecord> some;
+    bool cut = false;
+    auto journal = LakeJournal::Open(it->path().string(), &some, &cut, /*create=*/false);
+    if (!journal.ok()) continue;  // a live process's, or gone meanwhile
+    adopted_.push_back(std::move(journal).value());
+    if (cut) ++recovery_.cut_records;
+    auto& list = by_process[process];
+    for (JournalRecord& r : some) list.push_back(std::move(r));
+  }
+  // Two journal files of our own: flushes append to one while the other, once the lake files of
+  // its records are synced, is emptied in the background.
   for (int i = 0; i < 2; ++i) {
     std::vector<JournalRecord> some;
     bool cut = false;
-    auto journal = LakeJournal::Open(config_.path + '/' + JournalName() + '.' + std::to_string(i),
-                                     &some, &cut);
+    auto journal =
+        LakeJournal::Open(config_.path + '/' + own + '.' + std::to_string(i), &some, &cut);
     if (!journal.ok()) return journal.status();
     journals_[i] = std::move(journal).value();
     if (cut) ++recovery_.cut_records;
-    for (JournalRecord& r : some) records.push_back(std::move(r));
+    auto& list = by_process[own];
+    for (JournalRecord& r : some) list.push_back(std::move(r));
   }
-  std::sort(records.begin(), records.end(),
-            [](const JournalRecord& a, const JournalRecord& b) { return a.sequence < b.sequence; });
+  // One process's records in the order it wrote them; processes by when they last wrote.
+  std::vector<std::vector<JournalRecord>*> order;
+  for (auto& [process, list] : by_process) {
+    std::sort(list.begin(), list.end(), [](const JournalRecord& a, const JournalRecord& b) {
+      return a.sequence < b.sequence;
+    });
+    if (!list.empty()) order.push_back(&list);
+  }
+  std::stable_sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
+    return a->back().written_ms < b->back().written_ms;
+  });
+  std::vector<JournalRecord> records;
+  for (auto* list : order) {
+    for (JournalRecord& r : *list) {
+      sequence_ = std::max(sequence_, r.sequence + 1);
+      records.push_back(std::move(r));
+    }
+  }
   recovery_.records = records.size();
-  if (!records.empty()) sequence_ = records.back().sequence + 1;
   active_ = 0;
   if (!records.empty() || recovery_.cut_records > 0) {
     // A record of this boot: the kernel still holds the files it wrote, as they were published.
@@ -191,11 +233,17 @@ base::Status FileSink::Open() {
     if (!s.ok()) return s;
     base::Log(base::LogLevel::kInfo, "sink", "file sink journal recovered",
               {{"sink", config_.name},
+               {"journals_adopted", std::to_string(adopted_.size())},
                {"records", std::to_string(recovery_.records)},
                {"machine_restarted", restarted ? "true" : "false"},
                {"files_rewritten", std::to_string(recovery_.rewritten)},
                {"cut_records", std::to_string(recovery_.cut_records)}});
   }
+  for (auto& journal : adopted_) {
+    base::Status s = journal->Remove();
+    if (!s.ok()) return s;
+  }
+  adopted_.clear();
   if (!background_sync_) return {};
   // The syncer's first task: make room in the other journal.
   {
@@ -298,7 +346,9 @@ base::Status FileSink::Replay(const std::vector<JournalRecord>& records) {
 }
 
 base::Status FileSink::SyncAndEmptyJournals() {
-  if (journals_[0]->size() + journals_[1]->size() > 0) {
+  bool adopted_records = false;
+  for (const auto& j : adopted_) adopted_records = adopted_records || j->size() > 0;
+  if (adopted_records || journals_[0]->size() + journals_[1]->size() > 0) {
     base::Status s = SyncFilesystem(config_.path);
     if (!s.ok()) return s;
   }

@@ -33,6 +33,8 @@
 // Thread-compatible: one writer thread, as every Sink (the syncer thread is the sink's own).
 #pragma once
 
+#include <unistd.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -59,6 +61,8 @@ class FileSink final : public Sink {
     // Off: no syncer thread; the journals are synced and emptied only by Close() and Open()
     // (tests that need to know what the journals hold).
     bool background_sync = true;
+    // Names this process's journals: .turnstiled-journal-<host>-<instance>.0 and .1.
+    std::string instance = std::to_string(::getpid());
   };
   explicit FileSink(config::SinkConfig config) : FileSink(std::move(config), Options{}) {}
   FileSink(config::SinkConfig config, Options options);
@@ -124,12 +128,14 @@ class FileSink final : public Sink {
   const bool by_station_;    // partition_by has "station": a file per station and window
   const std::string boot_id_;
   const bool background_sync_;
+  const std::string instance_;
 
   std::vector<window::WindowRow> buffer_;
   std::string scratch_;
   std::string zstd_out_;  // the compressor's output buffer, for every file
   // journals_[active_] takes the records; the other is the syncer's while sync_pending_ names it.
   std::unique_ptr<LakeJournal> journals_[2];
+  std::vector<std::unique_ptr<LakeJournal>> adopted_;  // of gone processes, until recovered
   int active_ = 0;
   uint64_t sequence_ = 0;  // of the next record
   JournalRecordBuilder record_;

@@ -110,6 +110,26 @@ base::Status WriteAllAt(int fd, std::string_view bytes, uint64_t offset, const s
   return {};
 }
 
+// The journal opened for writing, for one operation. Only the lock's read-only descriptor stays
+// open between flushes: a file held open for writing would keep the lake's filesystem from being
+// remounted read-only or unmounted.
+class WriteFd {
+ public:
+  explicit WriteFd(const std::string& path)
+      : fd_(::open(path.c_str(), O_WRONLY | O_CLOEXEC)), err_(errno) {}
+  ~WriteFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  WriteFd(const WriteFd&) = delete;
+  WriteFd& operator=(const WriteFd&) = delete;
+  int fd() const { return fd_; }
+  int error() const { return err_; }
+
+ private:
+  const int fd_;
+  const int err_;
+};
+
 }  // namespace
 
 void JournalRecordBuilder::Begin(std::string_view boot_id, int64_t written_ms) {
@@ -140,10 +160,11 @@ void JournalRecordBuilder::AddStale(std::string_view stem, std::string_view exte
 
 base::Result<std::unique_ptr<LakeJournal>> LakeJournal::Open(const std::string& path,
                                                              std::vector<JournalRecord>* records,
-                                                             bool* cut) {
+                                                             bool* cut, bool create) {
   records->clear();
   *cut = false;
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+  if (fd < 0 && errno == ENOENT && !create) return base::Status::NotFound(path);
   if (fd < 0) return ErrnoStatus("open", path, errno);
   auto fail = [&](base::Status s) {
     ::close(fd);
@@ -154,8 +175,8 @@ base::Result<std::unique_ptr<LakeJournal>> LakeJournal::Open(const std::string& 
     if (err == EWOULDBLOCK) {
       return fail(base::Status::IoError(
           "journal " + path +
-          " is locked by another process: each sink needs a path of its own, which no other "
-          "turnstiled process writes"));
+          " is locked by another process: a sink's journal is its own, and two sinks of one "
+          "process need paths of their own"));
     }
     return fail(ErrnoStatus("flock", path, err));
   }
@@ -231,6 +252,9 @@ base::Status LakeJournal::Append(std::string_view payload, uint64_t sequence) {
 
   const uint64_t at = size();
   const uint64_t total = kHeaderBytes + length;
+  const WriteFd w(path_);
+  if (w.fd() < 0) return ErrnoStatus("open", path_, w.error());
+  const int fd = w.fd();
   base::Status s;
   iovec iov[2] = {{header, kHeaderBytes}, {const_cast<char*>(payload.data()), payload.size()}};
   uint64_t done = 0;
@@ -238,24 +262,24 @@ base::Status LakeJournal::Append(std::string_view payload, uint64_t sequence) {
     // The first call writes both; a short write is finished from where it stopped.
     ssize_t n;
     if (done == 0) {
-      n = ::pwritev(fd_, iov, 2, static_cast<off_t>(at));
+      n = ::pwritev(fd, iov, 2, static_cast<off_t>(at));
     } else if (done < kHeaderBytes) {
       iovec rest[2] = {{header + done, kHeaderBytes - done}, iov[1]};
-      n = ::pwritev(fd_, rest, 2, static_cast<off_t>(at + done));
+      n = ::pwritev(fd, rest, 2, static_cast<off_t>(at + done));
     } else {
       const size_t off = static_cast<size_t>(done - kHeaderBytes);
-      n = ::pwrite(fd_, payload.data() + off, payload.size() - off, static_cast<off_t>(at + done));
+      n = ::pwrite(fd, payload.data() + off, payload.size() - off, static_cast<off_t>(at + done));
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) s = ErrnoStatus("write", path_, errno);
     if (n > 0) done += static_cast<uint64_t>(n);
   }
-  if (s.ok() && ::fdatasync(fd_) != 0) s = ErrnoStatus("fdatasync", path_, errno);
+  if (s.ok() && ::fdatasync(fd) != 0) s = ErrnoStatus("fdatasync", path_, errno);
   if (at + done > allocated_) allocated_ = at + done;
   if (!s.ok()) {
     // What was written of the record must not be read as one.
     const char zeros[kHeaderBytes] = {};
-    if (WriteAllAt(fd_, std::string_view(zeros, kHeaderBytes), at, path_).ok()) ::fdatasync(fd_);
+    if (WriteAllAt(fd, std::string_view(zeros, kHeaderBytes), at, path_).ok()) ::fdatasync(fd);
     return s;
   }
   size_.store(at + total, std::memory_order_relaxed);
@@ -265,10 +289,12 @@ base::Status LakeJournal::Append(std::string_view payload, uint64_t sequence) {
 base::Status LakeJournal::Reset() {
   generation_ = NewGeneration();
   if (allocated_ >= kHeaderBytes) {
+    const WriteFd w(path_);
+    if (w.fd() < 0) return ErrnoStatus("open", path_, w.error());
     const char zeros[kHeaderBytes] = {};
-    base::Status s = WriteAllAt(fd_, std::string_view(zeros, kHeaderBytes), 0, path_);
+    base::Status s = WriteAllAt(w.fd(), std::string_view(zeros, kHeaderBytes), 0, path_);
     if (!s.ok()) return s;
-    if (::fdatasync(fd_) != 0) return ErrnoStatus("fdatasync", path_, errno);
+    if (::fdatasync(w.fd()) != 0) return ErrnoStatus("fdatasync", path_, errno);
   }
   size_.store(0, std::memory_order_relaxed);
   return {};
@@ -276,16 +302,18 @@ base::Status LakeJournal::Reset() {
 
 base::Status LakeJournal::Fill(uint64_t bytes) {
   if (allocated_ >= bytes) return {};
+  const WriteFd w(path_);
+  if (w.fd() < 0) return ErrnoStatus("open", path_, w.error());
   const std::string zeros(1 << 20, '\0');
   for (uint64_t at = allocated_; at < bytes;) {
     const uint64_t n = std::min<uint64_t>(zeros.size(), bytes - at);
     base::Status s =
-        WriteAllAt(fd_, std::string_view(zeros.data(), static_cast<size_t>(n)), at, path_);
+        WriteAllAt(w.fd(), std::string_view(zeros.data(), static_cast<size_t>(n)), at, path_);
     if (!s.ok()) return s;
     at += n;
     allocated_ = at;
   }
-  if (::fsync(fd_) != 0) return ErrnoStatus("fsync", path_, errno);
+  if (::fsync(w.fd()) != 0) return ErrnoStatus("fsync", path_, errno);
   return {};
 }
 

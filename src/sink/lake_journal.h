@@ -8,7 +8,9 @@
 // records durable (FileSink).
 //
 //   LakeJournal::Open(path, &r)  creates or opens the file, takes an exclusive flock, reads
-//                                its records
+//                                its records. Between writes the file is open read-only (for
+//                                the lock), so the lake's filesystem can still be remounted
+//                                read-only or unmounted
 //   Append(payload)              one write, fdatasync
 //   Reset()                      empties it: a new generation, its first header zeroed
 //   Fill(bytes)                  writes zeros up to `bytes`, so later appends overwrite
@@ -78,11 +80,11 @@ class LakeJournal {
  public:
   // Reads its records into *records, in order, and sets *cut to whether the last was followed
   // by a cut or damaged record of the same generation (a write that was never acknowledged).
-  // Fails with kIoError when another process holds the lock: two processes must not share a
-  // sink path.
+  // Fails with kIoError when another process holds the lock (one journal, one process), and
+  // with kNotFound when the file does not exist and `create` is false.
   static base::Result<std::unique_ptr<LakeJournal>> Open(const std::string& file_path,
                                                          std::vector<JournalRecord>* records,
-                                                         bool* cut);
+                                                         bool* cut, bool create = true);
   ~LakeJournal();
   LakeJournal(const LakeJournal&) = delete;
   LakeJournal& operator=(const LakeJournal&) = delete;
@@ -104,7 +106,7 @@ class LakeJournal {
   LakeJournal(std::string path, int fd, uint64_t size, uint64_t allocated, uint64_t generation);
 
   const std::string path_;
-  int fd_;
+  int fd_;  // read-only, holding the lock; each write opens the file for itself
   std::atomic<uint64_t> size_;
   uint64_t allocated_;
   uint64_t generation_;

@@ -302,7 +302,8 @@ TEST_CASE("parts a smaller rewrite removed stay removed after a replay") {
     REQUIRE(sink.Write(Rows(1, 1)).ok());  // 3 rows: rolls into numbered parts
     std::vector<window::WindowRow> many;
     for (int s = 0; s < 10; ++s) {
-      many.push_back(MakeRow(std::string("S").append(std::to_string(s)), kJan6, kJan6 + kHourMs, s));
+      many.push_back(
+          MakeRow(std::string("S").append(std::to_string(s)), kJan6, kJan6 + kHourMs, s));
     }
     REQUIRE(sink.Write(many).ok());
     REQUIRE(sink.Flush().ok());
@@ -323,7 +324,7 @@ TEST_CASE("parts a smaller rewrite removed stay removed after a replay") {
   CHECK(Snapshot(config.path) == lake);
 }
 
-TEST_CASE("a second sink on the same path is refused while the first has it open") {
+TEST_CASE("one journal, one sink: a second sink of the process on the same path is refused") {
   TempDir dir;
   const auto config = LakeConfig(dir.path() + "/lake");
   FileSink first(config);
@@ -335,6 +336,46 @@ TEST_CASE("a second sink on the same path is refused while the first has it open
   REQUIRE(first.Close().ok());
   FileSink third(config);
   CHECK(third.Open().ok());
+}
+
+TEST_CASE("processes share a lake, each with its own journal; a start adopts those of the gone") {
+  TempDir dir;
+  const auto config = LakeConfig(dir.path() + "/lake");
+  auto as = [](const char* instance, const char* boot) {
+    return FileSink::Options{.boot_id = boot, .background_sync = false, .instance = instance};
+  };
+  FileSink c(config, as("c", "boot-1"));  // alive throughout
+  REQUIRE(c.Open().ok());
+  std::map<std::string, std::string> lake;
+  {
+    FileSink a(config, as("a", "boot-1"));
+    REQUIRE(a.Open().ok());
+    REQUIRE(a.Write(Rows(2, 1, "t-0")).ok());
+    REQUIRE(a.Flush().ok());
+    REQUIRE(a.Write(Rows(1, 9, "t-0")).ok());
+    REQUIRE(a.Flush().ok());
+    lake = Snapshot(config.path);
+    REQUIRE(lake.size() == 2);
+  }  // a is gone, without Close()
+  REQUIRE(c.Write(Rows(1, 5, "t-1")).ok());
+  REQUIRE(c.Flush().ok());
+  CHECK(JournalFiles(config.path).size() == 4);
+
+  // The machine stopped before a's files were synced.
+  fs::remove_all(fs::path(config.path) / "date=2024-01-06" / lake.begin()->first.substr(16));
+  FileSink b(config, as("b", "boot-2"));
+  base::Status s = b.Open();
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(b.recovery().records == 2);  // a's; not c's, whose process lives
+  CHECK(b.recovery().rewritten == 1);
+  for (const auto& [rel, content] : lake) CHECK(Raw(fs::path(config.path) / rel) == content);
+  const auto left = JournalFiles(config.path);
+  CHECK(left.size() == 4);  // b's and c's
+  for (const fs::path& j : left) CHECK(j.filename().string().find("-a.") == std::string::npos);
+  CHECK(c.journal_bytes() > 0);
+  REQUIRE(c.Close().ok());
+  REQUIRE(b.Close().ok());
+  CHECK(JournalFiles(config.path).empty());
 }
 
 TEST_CASE("in the background, a used journal is synced and emptied while flushes go to the other") {
