@@ -93,6 +93,8 @@ class FileSink final : public Sink {
   // Zeros written ahead in a journal the syncer emptied: twice what it held, within these.
   static constexpr uint64_t kJournalMinFill = 1ULL << 20;
   static constexpr uint64_t kJournalMaxFill = 64ULL << 20;
+  // A flush of this many rows or more syncs the filesystem itself instead of the journal.
+  static constexpr size_t kSyncDirectlyRows = 16384;
   uint64_t FilesWritten() const override { return files_written_; }
   // Uncompressed bytes of the published files.
   uint64_t BytesWritten() const override { return bytes_written_; }
@@ -151,6 +153,7 @@ class FileSink final : public Sink {
   uint64_t files_written_ = 0;
   uint64_t bytes_written_ = 0;
   uint64_t staged_bytes_ = 0;  // of the flush under way
+  bool keep_copies_ = true;    // of the flush under way: its files' content, for the journal
 };
 
 }  // namespace turnstiled::sink

@@ -324,6 +324,35 @@ TEST_CASE("parts a smaller rewrite removed stay removed after a replay") {
   CHECK(Snapshot(config.path) == lake);
 }
 
+TEST_CASE("a large flush syncs the filesystem instead, and leaves no older record to replay") {
+  TempDir dir;
+  const auto config = LakeConfig(dir.path() + "/lake");
+  std::map<std::string, std::string> lake;
+  {
+    FileSink sink(config, Boot("boot-1"));
+    REQUIRE(sink.Open().ok());
+    REQUIRE(sink.Write(Rows(1, 1, "t-0")).ok());
+    REQUIRE(sink.Flush().ok());
+    CHECK(sink.journal_bytes() > 0);
+    // The same window's file again, in a flush as large as a bounded input's end.
+    std::vector<window::WindowRow> many;
+    for (size_t i = 0; i < FileSink::kSyncDirectlyRows; ++i) {
+      many.push_back(MakeRow(std::string("S").append(std::to_string(i)), kJan6, kJan6 + kHourMs,
+                             static_cast<int64_t>(i)));
+      many.back().source = "t-0";
+    }
+    REQUIRE(sink.Write(many).ok());
+    REQUIRE(sink.Flush().ok());
+    CHECK(sink.journal_bytes() == 0);
+    lake = Snapshot(config.path);
+    REQUIRE(lake.size() == 1);
+  }
+  FileSink after(config, Boot("boot-2"));
+  REQUIRE(after.Open().ok());
+  CHECK(after.recovery().records == 0);
+  CHECK(Snapshot(config.path) == lake);
+}
+
 TEST_CASE("one journal, one sink: a second sink of the process on the same path is refused") {
   TempDir dir;
   const auto config = LakeConfig(dir.path() + "/lake");
