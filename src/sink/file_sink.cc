@@ -149,6 +149,14 @@ base::Status FileSink::Open() {
   if (config_.path.empty()) {
     return base::Status::InvalidArgument("sink '" + config_.name + "': file sink needs a path");
   }
+  // The writer pool calls Open() again after a failed one: start from nothing, so that no
+  // journal of the failed attempt still holds its lock.
+  StopSyncer();
+  journals_[0].reset();
+  journals_[1].reset();
+  adopted_.clear();
+  recovery_ = {};
+  sequence_ = 0;
   std::error_code ec;
   fs::create_directories(config_.path, ec);
   if (ec) return FsStatus("mkdir", config_.path, ec);
@@ -580,6 +588,7 @@ base::Status FileSink::Close() {
   for (auto& j : journals_) {
     s = j->Remove();
     if (!s.ok()) return s;
+    j.reset();
   }
   return {};
 }

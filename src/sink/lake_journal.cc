@@ -182,6 +182,15 @@ base::Result<std::unique_ptr<LakeJournal>> LakeJournal::Open(const std::string& 
   }
   struct stat st {};
   if (::fstat(fd, &st) != 0) return fail(ErrnoStatus("stat", path, errno));
+  // Another process starting at the same moment may have taken this file for a gone process's
+  // journal, locked it before we did, and removed it: then the path names another file, or
+  // none, and this one must not be written.
+  struct stat now {};
+  if (::stat(path.c_str(), &now) != 0 || now.st_ino != st.st_ino || now.st_dev != st.st_dev) {
+    ::close(fd);
+    if (!create) return base::Status::NotFound(path);
+    return Open(path, records, cut, create);
+  }
   const uint64_t file_size = static_cast<uint64_t>(st.st_size);
   std::string bytes(file_size, '\0');
   for (uint64_t done = 0; done < file_size;) {

@@ -353,6 +353,33 @@ TEST_CASE("a large flush syncs the filesystem instead, and leaves no older recor
   CHECK(Snapshot(config.path) == lake);
 }
 
+TEST_CASE("an Open() that failed during recovery can be tried again, as the writer pool does") {
+  TempDir dir;
+  const auto config = LakeConfig(dir.path() + "/lake");
+  std::map<std::string, std::string> lake;
+  {
+    FileSink sink(config, Boot("boot-1"));
+    REQUIRE(sink.Open().ok());
+    REQUIRE(sink.Write(Rows(2, 3, "t-0")).ok());
+    REQUIRE(sink.Flush().ok());
+    lake = Snapshot(config.path);
+  }
+  // The machine stopped; the folder is gone, and a file stands where it must be made again.
+  const fs::path folder = fs::path(config.path) / "date=2024-01-06";
+  fs::remove_all(folder);
+  { std::ofstream(folder) << "in the way"; }
+  FileSink after(config, Boot("boot-2"));
+  CHECK_FALSE(after.Open().ok());
+  fs::remove(folder);
+  base::Status s = after.Open();
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(after.recovery().records == 1);
+  CHECK(after.recovery().rewritten == 2);
+  CHECK(Snapshot(config.path) == lake);
+  REQUIRE(after.Close().ok());
+  CHECK(after.Close().ok());  // a second Close() has nothing to do
+}
+
 TEST_CASE("one journal, one sink: a second sink of the process on the same path is refused") {
   TempDir dir;
   const auto config = LakeConfig(dir.path() + "/lake");
