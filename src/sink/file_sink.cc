@@ -457,16 +457,17 @@ base::Status FileSink::Flush() {
     base::Status s = st.Remove(extension_);
     if (!s.ok()) return s;
   }
-  if (sync_directly) {
-    base::Status s = SyncFilesystem(config_.path);
-    if (!s.ok()) return s;
-    s = journals_[active_]->Reset();
-    if (!s.ok()) return s;
-    files_written_ += staged.size();
-    bytes_written_ += staged_bytes_;
-    buffer_.clear();
-    return {};
-  }
+  base::Status s = sync_directly ? SyncFilesystem(config_.path) : Journal(staged, stale);
+  if (sync_directly && s.ok()) s = journals_[active_]->Reset();
+  if (!s.ok()) return s;
+  files_written_ += staged.size();
+  bytes_written_ += staged_bytes_;
+  buffer_.clear();
+  return {};
+}
+
+base::Status FileSink::Journal(const std::vector<Staged>& staged,
+                               const std::vector<StaleParts>& stale) {
   // The files are in place but not synced. One record of them all, synced, makes the flush
   // durable: after a machine stops, Open() writes them again from it.
   record_.Begin(boot_id_, std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -482,9 +483,6 @@ base::Status FileSink::Flush() {
   base::Status s = journal.Append(record_.payload(), sequence_);
   if (!s.ok()) return s;
   ++sequence_;
-  files_written_ += staged.size();
-  bytes_written_ += staged_bytes_;
-  buffer_.clear();
   // Hand the journal to the syncer when its zeroed room is used up, it is large or old, and the
   // other one is free; flushes go on in the other. While the syncer is busy, this one grows.
   if (background_sync_ &&

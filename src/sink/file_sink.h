@@ -115,6 +115,9 @@ class FileSink final : public Sink {
                           std::vector<Staged>* staged, std::vector<StaleParts>* stale);
   // Writes again, after a machine stopped, each file of `records` whose content differs on disk.
   base::Status Replay(const std::vector<JournalRecord>& records);
+  // Makes a flush's published files durable with one record in the journal in use, and hands
+  // that journal to the syncer when it is due.
+  base::Status Journal(const std::vector<Staged>& staged, const std::vector<StaleParts>& stale);
   // Syncs the lake's filesystem, then empties both journals. Not while the syncer runs.
   base::Status SyncAndEmptyJournals();
   void SyncLoop();
