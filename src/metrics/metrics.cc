@@ -12,8 +12,11 @@
 namespace turnstiled::metrics {
 
 namespace {
+// Fine up to 10 ms, where the emit delay's target lies (p99 under 5 ms, SPEC §9), so that a
+// quantile read from the buckets is not just "somewhere between 2 and 5 ms".
 prometheus::Histogram::BucketBoundaries LatencyBuckets() {
-  return {0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  return {0.0005, 0.001, 0.002, 0.003, 0.004, 0.005, 0.0075, 0.01, 0.025, 0.05,
+          0.1,    0.25,  0.5,   1,     2.5,   5,     10,     30,   60};
 }
 }  // namespace
 
@@ -220,12 +223,18 @@ PipelineMetrics::PipelineMetrics(const std::vector<std::string>& decode_reasons,
                  .Name("turnstiled_sink_up")
                  .Help("1 when the sink is open and its last operation succeeded, else 0.")
                  .Register(r);
+  auto& journal = BuildGauge()
+                      .Name("turnstiled_sink_journal_bytes")
+                      .Help(
+                          "Bytes in the file sink's journal after its last flush: what a machine "
+                          "stop would have it write again at the next start.")
+                      .Register(r);
   for (const auto& name : sink_names) {
     const std::map<std::string, std::string> l{{"sink", name}};
     sinks.push_back({&written.Add(l), &failed.Add(l), &retried.Add(l), &sdepth.Add(l),
                      &delay.Add(l, LatencyBuckets()), &latency.Add(l, LatencyBuckets()),
                      &batches.Add(l), &flush_time.Add(l, LatencyBuckets()), &bytes.Add(l),
-                     &files.Add(l), &up.Add(l)});
+                     &files.Add(l), &up.Add(l), &journal.Add(l)});
   }
 }
 

@@ -30,6 +30,7 @@ struct SinkMetrics {
   prometheus::Counter* bytes;             // payload bytes made durable
   prometheus::Counter* files;             // files published (file sink)
   prometheus::Gauge* up;                  // 1 when open and the last attempt succeeded
+  prometheus::Gauge* journal_bytes;       // the file sink's journal, as of the last flush
 };
 
 // Checkpoints, restores and commits (SPEC §6; src/state/).

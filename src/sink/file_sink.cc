@@ -367,7 +367,7 @@ base::Status FileSink::SyncAndEmptyJournals() {
   return {};
 }
 
-uint64_t FileSink::journal_bytes() const {
+uint64_t FileSink::JournalBytes() const {
   uint64_t n = 0;
   for (const auto& j : journals_) n += j ? j->size() : 0;
   return n;

@@ -78,7 +78,7 @@ class FileSink final : public Sink {
   size_t buffered_rows() const { return buffer_.size(); }
   uint64_t files_written() const { return files_written_; }
   // Bytes in the journals: records of flushes whose files may not be synced yet.
-  uint64_t journal_bytes() const;
+  uint64_t JournalBytes() const override;
   // What Open() found in the journals: records, files written again, cut records.
   struct Recovery {
     size_t records = 0;

@@ -154,7 +154,7 @@ TEST_CASE("a process killed mid-flush leaves only whole files under final names"
       FileSink reopened(c, {.boot_id = round % 2 == 1 ? "another boot" : CurrentBootId()});
       base::Status s = reopened.Open();
       REQUIRE_MESSAGE(s.ok(), s.ToString());
-      CHECK(reopened.journal_bytes() == 0);
+      CHECK(reopened.JournalBytes() == 0);
       REQUIRE(reopened.Close().ok());
     }
     finals = CheckOnlyWholeFiles(dir.path() + "/zstd") + CheckOnlyWholeFiles(dir.path() + "/plain");

@@ -85,13 +85,13 @@ std::map<std::string, std::string> WriteTwoFlushesAndDie(const config::SinkConfi
   REQUIRE(sink.Open().ok());
   REQUIRE(sink.Write(Rows(4, 10, "t-0")).ok());
   REQUIRE(sink.Flush().ok());
-  const uint64_t after_one = sink.journal_bytes();
+  const uint64_t after_one = sink.JournalBytes();
   CHECK(after_one > 0);
   // The second flush replaces one file and adds others.
   REQUIRE(sink.Write(Rows(6, 100, "t-0")).ok());
   REQUIRE(sink.Write(Rows(2, 7, "t-1")).ok());
   REQUIRE(sink.Flush().ok());
-  CHECK(sink.journal_bytes() > after_one);
+  CHECK(sink.JournalBytes() > after_one);
   return Snapshot(config.path);
 }
 
@@ -102,19 +102,19 @@ TEST_CASE("each flush is one record in the journal; Close() syncs the lake and r
   const auto config = LakeConfig(dir.path() + "/lake");
   FileSink sink(config, Boot(CurrentBootId()));
   REQUIRE(sink.Open().ok());
-  CHECK(sink.journal_bytes() == 0);
+  CHECK(sink.JournalBytes() == 0);
   REQUIRE(JournalFiles(config.path).size() == 2);
   REQUIRE(sink.Write(Rows(2, 1)).ok());
   REQUIRE(sink.Flush().ok());
-  const uint64_t one = sink.journal_bytes();
+  const uint64_t one = sink.JournalBytes();
   CHECK(one > 0);
   CHECK(fs::file_size(JournalFiles(config.path).at(0)) == one);
   REQUIRE(sink.Write(Rows(1, 5)).ok());
   REQUIRE(sink.Flush().ok());
-  CHECK(sink.journal_bytes() > one);
+  CHECK(sink.JournalBytes() > one);
   CHECK(FilesUnder(config.path).size() == 2);  // the journal is a dot file: readers skip it
   REQUIRE(sink.Close().ok());
-  CHECK(sink.journal_bytes() == 0);
+  CHECK(sink.JournalBytes() == 0);
   CHECK(JournalFiles(config.path).empty());
 }
 
@@ -136,7 +136,7 @@ TEST_CASE("after a machine stopped, Open() writes again each file that is missin
   CHECK(after.recovery().records == 2);
   CHECK(after.recovery().rewritten == 2);
   CHECK(after.recovery().cut_records == 0);
-  CHECK(after.journal_bytes() == 0);  // synced, then emptied
+  CHECK(after.JournalBytes() == 0);  // synced, then emptied
   CHECK(Snapshot(config.path) == lake);
   REQUIRE(after.Close().ok());
   CHECK(JournalFiles(config.path).empty());
@@ -156,7 +156,7 @@ TEST_CASE("after a process was killed, its files are as it left them and are not
   REQUIRE(after.Open().ok());
   CHECK(after.recovery().records == 2);
   CHECK(after.recovery().rewritten == 0);
-  CHECK(after.journal_bytes() == 0);
+  CHECK(after.JournalBytes() == 0);
   CHECK(Snapshot(config.path) == lake);
 }
 
@@ -169,7 +169,7 @@ TEST_CASE("a record cut short was never acknowledged: it is not read") {
     REQUIRE(sink.Open().ok());
     REQUIRE(sink.Write(Rows(3, 1, "t-0")).ok());
     REQUIRE(sink.Flush().ok());
-    first_record = sink.journal_bytes();
+    first_record = sink.JournalBytes();
     REQUIRE(sink.Write(Rows(3, 50, "t-0")).ok());
     REQUIRE(sink.Flush().ok());
   }
@@ -196,7 +196,7 @@ TEST_CASE("a record cut short was never acknowledged: it is not read") {
   REQUIRE(after.Open().ok());
   CHECK(after.recovery().records == 0);
   CHECK(after.recovery().cut_records == 1);
-  CHECK(after.journal_bytes() == 0);
+  CHECK(after.JournalBytes() == 0);
 }
 
 TEST_CASE("records of before an emptying are not read again, even where a new record is shorter") {
@@ -333,7 +333,7 @@ TEST_CASE("a large flush syncs the filesystem instead, and leaves no older recor
     REQUIRE(sink.Open().ok());
     REQUIRE(sink.Write(Rows(1, 1, "t-0")).ok());
     REQUIRE(sink.Flush().ok());
-    CHECK(sink.journal_bytes() > 0);
+    CHECK(sink.JournalBytes() > 0);
     // The same window's file again, in a flush as large as a bounded input's end.
     std::vector<window::WindowRow> many;
     for (size_t i = 0; i < FileSink::kSyncDirectlyRows; ++i) {
@@ -343,7 +343,7 @@ TEST_CASE("a large flush syncs the filesystem instead, and leaves no older recor
     }
     REQUIRE(sink.Write(many).ok());
     REQUIRE(sink.Flush().ok());
-    CHECK(sink.journal_bytes() == 0);
+    CHECK(sink.JournalBytes() == 0);
     lake = Snapshot(config.path);
     REQUIRE(lake.size() == 1);
   }
@@ -428,7 +428,7 @@ TEST_CASE("processes share a lake, each with its own journal; a start adopts tho
   const auto left = JournalFiles(config.path);
   CHECK(left.size() == 4);  // b's and c's
   for (const fs::path& j : left) CHECK(j.filename().string().find("-a.") == std::string::npos);
-  CHECK(c.journal_bytes() > 0);
+  CHECK(c.JournalBytes() > 0);
   REQUIRE(c.Close().ok());
   REQUIRE(b.Close().ok());
   CHECK(JournalFiles(config.path).empty());
@@ -442,14 +442,14 @@ TEST_CASE("in the background, a used journal is synced and emptied while flushes
   // The first journal starts without zeroed room, so it is handed over at its first flush once
   // the syncer has made room in the second.
   uint64_t appended = 0;
-  for (int i = 0; i < 500 && sink.journal_bytes() == appended; ++i) {
+  for (int i = 0; i < 500 && sink.JournalBytes() == appended; ++i) {
     REQUIRE(sink.Write(Rows(1, i, std::string("t-").append(std::to_string(i)))).ok());
-    const uint64_t before = sink.journal_bytes();
+    const uint64_t before = sink.JournalBytes();
     REQUIRE(sink.Flush().ok());
-    appended += sink.journal_bytes() - before;
+    appended += sink.JournalBytes() - before;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  CHECK(sink.journal_bytes() < appended);  // some records were synced and let go
+  CHECK(sink.JournalBytes() < appended);  // some records were synced and let go
   const auto journals = JournalFiles(config.path);
   REQUIRE(journals.size() == 2);
   CHECK(std::max(fs::file_size(journals[0]), fs::file_size(journals[1])) >=

@@ -37,6 +37,9 @@ class Sink {
   virtual uint64_t BytesWritten() const { return 0; }
   // Files published so far (file sink; turnstiled_sink_files_total). Writer thread only.
   virtual uint64_t FilesWritten() const { return 0; }
+  // Bytes of the sink's write-ahead journal: flushes acknowledged whose output is not synced
+  // on its own yet (file sink; turnstiled_sink_journal_bytes). Writer thread only.
+  virtual uint64_t JournalBytes() const { return 0; }
 };
 
 // The one table of sink types.

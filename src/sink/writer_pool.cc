@@ -247,6 +247,7 @@ void WriterPool::Run(Writer* w) {
       if (files > files_seen) w->metrics->files->Increment(static_cast<double>(files - files_seen));
       bytes_seen = bytes;
       files_seen = files;
+      w->metrics->journal_bytes->Set(static_cast<double>(sink.JournalBytes()));
       const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                                  std::chrono::system_clock::now().time_since_epoch())
                                  .count();
@@ -332,6 +333,8 @@ void WriterPool::Run(Writer* w) {
     }
   }
   const base::Status s = sink.Close();
+  if (w->metrics != nullptr)
+    w->metrics->journal_bytes->Set(static_cast<double>(sink.JournalBytes()));
   if (!s.ok()) {
     Log(LogLevel::kWarn, "sink", "close failed",
         {{"sink", w->entry.config.name}, {"error", base::Redact(s.ToString())}});

@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "metrics/metrics.h"
 #include "sink/file_sink.h"
 #include "sink/sink_test_util.h"
 
@@ -34,10 +35,12 @@ config::SinkConfig FileConfig(const std::string& path) {
 // its acknowledgement (a flush) and returns the files under `lake`. The wait asserts nothing
 // about speed: its deadline only ends a hang.
 std::vector<std::filesystem::path> FlushOneRow(const config::SinkConfig& c,
-                                               const std::string& lake) {
+                                               const std::string& lake,
+                                               metrics::PipelineMetrics* metrics = nullptr,
+                                               double* journal_gauge = nullptr) {
   std::vector<WriterPool::Entry> entries;
   entries.push_back({c, std::make_unique<FileSink>(c)});
-  WriterPool pool(std::move(entries), nullptr);
+  WriterPool pool(std::move(entries), metrics);
   pool.Start();
   auto rows = std::make_shared<std::vector<window::WindowRow>>();
   rows->push_back(testing::MakeRow("PENN", 1704513600000, 1704528000000));
@@ -48,6 +51,7 @@ std::vector<std::filesystem::path> FlushOneRow(const config::SinkConfig& c,
   }
   REQUIRE(pool.Acked() >= seq);
   auto files = testing::FilesUnder(lake);
+  if (journal_gauge != nullptr) *journal_gauge = metrics->sinks[0].journal_bytes->Value();
   pool.Stop();
   return files;
 }
@@ -83,6 +87,18 @@ TEST_CASE("a closed window is flushed and acknowledged at once, not after flush_
   c.batch_rows = 1000000;
   // No Drain(), no RequestFlush(): the writer flushes because nothing more is queued.
   CHECK(FlushOneRow(c, dir.path() + "/lake").size() == 1);
+}
+
+TEST_CASE("the file sink's journal size is reported after each flush, and 0 once it closes") {
+  testing::TempDir dir;
+  config::SinkConfig c = FileConfig(dir.path() + "/lake");
+  metrics::PipelineMetrics metrics({}, {}, {c.name}, 1);
+  double after_flush = -1;
+  REQUIRE(FlushOneRow(c, dir.path() + "/lake", &metrics, &after_flush).size() == 1);
+  // The record of the one file: its header, path and content at least.
+  CHECK(after_flush > 32 + 40);
+  // Closing synced the lake and removed the journal.
+  CHECK(metrics.sinks[0].journal_bytes->Value() == 0);
 }
 
 // A sink whose Flush() fails with the given statuses in turn, then succeeds.
