@@ -117,15 +117,21 @@ class LiveDemo:
         m = wait_for(lambda: re.search(r"live view:\s+(\S+)\n", self.stdout()), 60,
                      "the live view's URL on stdout", self.proc)
         assert m.group(1) == f"http://127.0.0.1:{self.port}/live", self.stdout()
-        # The broker and the producer are running by the time the URL is printed.
-        for pid in _pids():
-            s = _stat(pid)
-            if s is None or s[1] != self.proc.pid:
-                continue
-            argv = _cmdline(pid)
-            if len(argv) > 1 and argv[1] in (b"broker", b"produce"):
-                self.children[argv[1].decode()] = (pid, s[2])
-        assert set(self.children) == {"broker", "produce"}, self.children
+        # The broker and the producer are started by the time the URL is printed. The producer
+        # may still be between fork and exec, when its command line is still the demo's: it is
+        # waited for, not sampled once.
+        def children():
+            found = {}
+            for pid in _pids():
+                s = _stat(pid)
+                if s is None or s[1] != self.proc.pid:
+                    continue
+                argv = _cmdline(pid)
+                if len(argv) > 1 and argv[1] in (b"broker", b"produce"):
+                    found[argv[1].decode()] = (pid, s[2])
+            return found if set(found) == {"broker", "produce"} else None
+        self.children = wait_for(children, 30, "the broker and the producer as the demo's "
+                                 "children", self.proc)
         broker_argv = _cmdline(self.children["broker"][0])
         assert str(self.out / "broker.addr").encode() in broker_argv, broker_argv
         return m.group(1)
