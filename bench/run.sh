@@ -60,7 +60,7 @@ if [[ $do_build -eq 1 ]]; then
     cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
   fi
   cmake --build "$build" --target turnstiled turnstiled_bare_consumer turnstiled_bench_timed \
-    turnstiled_bench_checkpoint > /dev/null
+    turnstiled_bench_checkpoint turnstiled_bench_sync_floor > /dev/null
 fi
 bin="$build/turnstiled"
 bare="$build/bench/turnstiled_bare_consumer"
@@ -508,15 +508,20 @@ awk '$1 == "base" { bn = $2; bo = $3; bp = $4; next }
            " peak with the final emit %s kB, %.0f B per window (target < 100 B at 1M)\n",
            $2, $1, $3, ($3 - bo) * 1024 / ($2 - bn), $4, ($4 - bp) * 1024 / ($2 - bn) }
   END { printf "RSS baseline (%d windows): open %s kB, peak %s kB\n", bn, bo, bp }' "$tmp/rss"
-# Emit delay (SPEC §9), where bench/emit_delay.sh is present: its `emit_delay:` line.
+# Emit delay (SPEC §9), where bench/emit_delay.sh is present: its `sync_floor:` line (one
+# synced write on this disk, alone) and its `emit_delay:` line, with SPEC §9's 4 h windows and
+# with 1 min windows (about 1,400 files a second).
 if [[ -f "$repo/bench/emit_delay.sh" ]]; then
-  if bash "$repo/bench/emit_delay.sh" --build-dir "$build" --no-build > "$tmp/emit_delay.out" \
-    2> "$tmp/emit_delay.log"; then
-    grep -E '^emit_delay:' "$tmp/emit_delay.out" || echo "emit_delay: no result line"
-  else
-    echo "emit_delay: bench/emit_delay.sh failed: $(grep -E '^bench/emit_delay.sh:' \
-      "$tmp/emit_delay.log" | tail -1)"
-  fi
+  for window in 4h 1m; do
+    if bash "$repo/bench/emit_delay.sh" --build-dir "$build" --no-build --window "$window" \
+      > "$tmp/emit_delay.out" 2> "$tmp/emit_delay.log"; then
+      grep -E '^(sync_floor|emit_delay):' "$tmp/emit_delay.out" ||
+        echo "emit_delay: no result line ($window windows)"
+    else
+      echo "emit_delay: bench/emit_delay.sh --window $window failed: $(grep -E \
+        '^bench/emit_delay.sh:' "$tmp/emit_delay.log" | tail -1)"
+    fi
+  done
 fi
 # The live view's cost (docs/LIVE.md): the Kafka path with 50 /events clients and with none.
 if [[ -f "$repo/bench/live_cost.sh" ]]; then
