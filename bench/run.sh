@@ -5,7 +5,8 @@
 #
 # Prerequisites: the build's (scripts/install-deps.sh), zstd and awk; for the peers, node and
 # npm (DuckDB, @duckdb/node-api, installed into the temp dir or TURNSTILED_DUCKDB_NODE_DIR)
-# and Debian's python3-pandas (apt-get install -y python3-pandas). A missing peer is skipped.
+# and Debian's python3-pandas (installed with apt-get when missing and run as root). A peer that
+# cannot be had is skipped.
 #
 # Checkpoints: bench/checkpoint.cc times the export, encoding and write of 1 M open windows.
 # File path: the real MTA weeks (../shared/data/mta beside the repository) through
@@ -40,7 +41,7 @@ while [[ $# -gt 0 ]]; do
     --no-build) do_build=0; shift ;;
     --repeat) repeat=$2; shift 2 ;;
     --kafka-weeks) kafka_weeks=$2; shift 2 ;;
-    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "bench/run.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -276,8 +277,15 @@ if command -v node > /dev/null; then
   fi
 fi
 
-# pandas, where Debian's python3-pandas is installed (plain text in: it has no zstd reader).
+# pandas, from Debian's python3-pandas (plain text in: it has no zstd reader). Installed here
+# when it is missing and this runs as root, as DuckDB is from npm above.
 pandas_note="pandas: skipped (/usr/bin/python3 has no pandas module; apt-get install -y python3-pandas)"
+if [[ -x /usr/bin/python3 ]] && ! /usr/bin/python3 -c 'import pandas' 2> /dev/null &&
+  [[ $(id -u) -eq 0 ]] && command -v apt-get > /dev/null; then
+  say "pandas peer: installing Debian's python3-pandas"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-pandas > "$tmp/apt-pandas.log" 2>&1 ||
+    say "pandas peer: apt-get install python3-pandas failed; the peer is skipped"
+fi
 if [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import pandas' 2> /dev/null; then
   measure pandas-2024 "$recs_2024" -- /usr/bin/python3 "$repo/bench/peers/pandas_peer.py" \
     "$tmp"/plain/turnstile_24*.txt
