@@ -11,9 +11,10 @@
   real MTA week from the embedded broker into a file sink, every second, with alerts.yml loaded.
   Every rule loads and evaluates without error; every alert expression runs through the HTTP API
   and names only metrics Prometheus has scraped from the daemon; on the healthy daemon the
-  TurnstiledDown, TurnstiledSinkDown, TurnstiledNoCheckpoint and TurnstiledConsumerLagGrowing
-  expressions come back empty, while a second target with nothing listening makes
-  TurnstiledDown's expression return it and the alert go pending with its rendered annotations.
+  TurnstiledDown, TurnstiledSinkDown, TurnstiledNoCheckpoint, TurnstiledConsumerLagGrowing
+  and TurnstiledLakeJournalGrowing expressions come back empty, while a second target with
+  nothing listening makes TurnstiledDown's expression return it and the alert go pending with
+  its rendered annotations.
   Every dashboard query (variables substituted, $__rate_interval as 1m) runs without error and
   returns at least one series, the process_* panels included.
 
@@ -79,8 +80,8 @@ def test_alert_rules_pass_promtool_check_rules():
     assert f"SUCCESS: {len(ALERT_NAMES)} rules found" in r.stdout, r.stdout
     assert sorted(ALERT_NAMES) == sorted([
         "TurnstiledDown", "TurnstiledConsumerLagGrowing", "TurnstiledNoCheckpoint",
-        "TurnstiledSinkDown", "TurnstiledDeadLettersHigh", "TurnstiledLateRecordsHigh",
-        "TurnstiledWatermarkStalled"])
+        "TurnstiledSinkDown", "TurnstiledLakeJournalGrowing", "TurnstiledDeadLettersHigh",
+        "TurnstiledLateRecordsHigh", "TurnstiledWatermarkStalled"])
 
 
 def test_alert_unit_tests_pass_and_cover_each_alert_firing_and_not_firing():
@@ -314,7 +315,7 @@ def test_a_healthy_daemon_trips_no_alert_expression_but_a_dead_target_trips_down
 
     # Checkpoints every second; the sink is up; every record is consumed, so the lag is 0.
     for name in ["TurnstiledDown", "TurnstiledSinkDown", "TurnstiledNoCheckpoint",
-                 "TurnstiledConsumerLagGrowing"]:
+                 "TurnstiledConsumerLagGrowing", "TurnstiledLakeJournalGrowing"]:
         wait_for(lambda: not mine(rules[name]), 30, f"{name}'s expression to be empty for the "
                  "healthy daemon", interval=0.5)
     assert live.value(f'turnstiled_assigned_partitions{{instance="{live.instance}"}}') == 6
