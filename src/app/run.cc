@@ -34,6 +34,7 @@
 
 #include "app/commands.h"
 #include "base/log.h"
+#include "base/thread_name.h"
 #include "config/loader.h"
 #include "ingest/pipeline.h"
 
@@ -93,6 +94,7 @@ class Lifecycle {
 
  private:
   void Loop() {
+    base::NameThisThread("lifecycle");
     const auto period =
         watchdog_.count() > 0
             ? std::min<std::chrono::microseconds>(watchdog_ / 4, std::chrono::milliseconds(250))
@@ -164,6 +166,7 @@ int RunPipeline(const config::Config& cfg, ingest::RunOptions options) {
 
   Control control;
   std::thread signal_thread([&control, signals] {
+    base::NameThisThread("signals");
     for (;;) {
       int sig = 0;
       if (sigwait(&signals, &sig) != 0) continue;

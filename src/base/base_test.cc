@@ -1,8 +1,13 @@
 #include <doctest/doctest.h>
+#include <pthread.h>
+
+#include <string>
+#include <thread>
 
 #include "base/civil_time.h"
 #include "base/duration.h"
 #include "base/log.h"
+#include "base/thread_name.h"
 #include "base/time_zone.h"
 
 using namespace turnstiled::base;
@@ -67,4 +72,21 @@ TEST_CASE("redaction hides passwords in DSNs, URIs and properties but keeps the 
   CHECK(Redact("postgres://app:hunter2@db:5432/x") == "postgres://app:***@db:5432/x");
   CHECK(Redact("sasl.password=s3cret") == "sasl.password=***");
   CHECK(Redact("host=db") == "host=db");
+}
+
+TEST_CASE("a thread's name is what ps and top show, cut to the 15 bytes Linux keeps") {
+  auto name_of = [](std::string_view name) {
+    std::string got;
+    std::thread t([&] {
+      NameThisThread(name);
+      char buf[64] = {};
+      pthread_getname_np(pthread_self(), buf, sizeof buf);
+      got = buf;
+    });
+    t.join();
+    return got;
+  };
+  CHECK(name_of("shard-0") == "shard-0");
+  CHECK(name_of("sink-a-very-long-sink-name") == "sink-a-very-lon");
+  CHECK(name_of("") == "");
 }

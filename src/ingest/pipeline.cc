@@ -8,6 +8,7 @@
 
 #include "base/civil_time.h"
 #include "base/log.h"
+#include "base/thread_name.h"
 #include "ingest/file_source.h"
 #include "ingest/kafka_source.h"
 #include "live/http.h"
@@ -344,6 +345,7 @@ std::string Pipeline::NotReadyReason() const {
 }
 
 void Pipeline::ShardLoop(int index) {
+  base::NameThisThread(std::string("shard-").append(std::to_string(index)));
   window::Shard& shard = *shards_[static_cast<size_t>(index)];
   ShardChannel& ch = *channels_[static_cast<size_t>(index)];
   metrics::PipelineMetrics& m = *metrics_;
@@ -482,13 +484,19 @@ base::Status Pipeline::Run() {
       std::chrono::milliseconds(std::max<int64_t>(1000, config_.pipeline.shutdown_timeout));
   std::vector<std::thread> source_threads;
   sources_running_.store(true);
-  for (auto& s : sources_) source_threads.emplace_back([this, src = s.get()] { src->Run(stop_); });
+  for (size_t i = 0; i < sources_.size(); ++i) {
+    source_threads.emplace_back([this, i, src = sources_[i].get()] {
+      base::NameThisThread(std::string("source-").append(std::to_string(i)));
+      src->Run(stop_);
+    });
+  }
   // A stop must end within shutdown_timeout even with a sink that is down: past most of it,
   // the writers give up, which frees every thread that waits on them.
   std::atomic<bool> sources_returned{false};
   std::mutex watch_mu;
   std::condition_variable watch_cv;
   std::thread watchdog([&] {
+    base::NameThisThread("stop-watch");
     std::unique_lock<std::mutex> lock(watch_mu);
     while (!sources_returned.load()) {
       const int64_t at = stop_requested_ns_.load();

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/log.h"
+#include "base/thread_name.h"
 #include "live/page.h"
 
 namespace turnstiled::live {
@@ -108,6 +109,7 @@ class Writer {
 
  private:
   void Loop() {
+    base::NameThisThread("live-client");
     // SCHED_IDLE. Once the stream has ended the rest is written at normal priority
     // (Write(direct)), so a machine kept busy by other work cannot hold a client's last events
     // back.

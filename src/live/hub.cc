@@ -9,6 +9,7 @@
 #include <cstdio>
 
 #include "base/civil_time.h"
+#include "base/thread_name.h"
 #include "sink/row_format.h"
 
 namespace turnstiled::live {
@@ -134,6 +135,7 @@ void Hub::Publish(Kind kind, Rows rows) {
 }
 
 void Hub::EncoderLoop() {
+  base::NameThisThread("live-encoder");
   RunAtIdlePriority();
   for (;;) {
     {

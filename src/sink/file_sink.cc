@@ -18,6 +18,7 @@
 
 #include "base/civil_time.h"
 #include "base/log.h"
+#include "base/thread_name.h"
 #include "sink/partition_path.h"
 #include "sink/row_format.h"
 #include "sink/staged_file.h"
@@ -265,6 +266,7 @@ base::Status FileSink::Open() {
 }
 
 void FileSink::SyncLoop() {
+  base::NameThisThread(std::string("sync-").append(config_.name));
   std::unique_lock<std::mutex> lock(sync_mu_);
   for (;;) {
     sync_cv_.wait(lock, [&] { return sync_stop_ || sync_pending_ >= 0; });

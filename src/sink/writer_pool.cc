@@ -4,6 +4,7 @@
 #include <random>
 
 #include "base/log.h"
+#include "base/thread_name.h"
 
 namespace turnstiled::sink {
 
@@ -213,6 +214,7 @@ std::chrono::milliseconds WriterPool::FlushPeriod(const config::SinkConfig& conf
 }
 
 void WriterPool::Run(Writer* w) {
+  base::NameThisThread(std::string("sink-").append(w->entry.config.name));
   Sink& sink = *w->entry.sink;
   const auto flush_every = FlushPeriod(w->entry.config);
   const size_t batch_rows = static_cast<size_t>(std::max(1, w->entry.config.batch_rows));

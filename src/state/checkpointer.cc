@@ -1,6 +1,7 @@
 #include "state/checkpointer.h"
 
 #include "base/log.h"
+#include "base/thread_name.h"
 #include "state/snapshot.h"
 
 namespace turnstiled::state {
@@ -190,6 +191,7 @@ base::Result<std::vector<Committed>> Checkpointer::Persist(
 }
 
 void Checkpointer::Run() {
+  base::NameThisThread("checkpoint");
   auto next = Clock::now() + options_.interval;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_.load()) {

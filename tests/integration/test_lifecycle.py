@@ -9,6 +9,7 @@ manager and a load balancer see them.
 - SIGTERM during start-up (--available-now waiting for an unreachable broker) ends the run at
   once; SIGHUP reopens the dead-letter file after logrotate moved it.
 - Every documented exit code: 0 done, 1 runtime failure, 2 usage error, 78 config error.
+- Each thread is named for its job (shard-N, source-N, sink-<name>, sync-<name>, ...).
 """
 import json
 import os
@@ -144,6 +145,33 @@ def test_systemd_sees_ready_after_assignment_the_watchdog_and_stopping(tmp_path,
     gaps = [b - a for a, b in zip(beats, beats[1:])]
     assert max(gaps) <= watchdog_s / 2 * SLOW, gaps
     assert any(line == "STOPPING=1" for _, line, _ in messages), messages
+
+
+def thread_names(pid):
+    names = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/comm") as f:
+                names.add(f.read().strip())
+        except FileNotFoundError:  # a thread that ended meanwhile
+            pass
+    return names
+
+
+def test_each_thread_is_named_for_what_it_does(tmp_path, broker):
+    """`top -H`, `ps -L` and a profiler tell the shards, sources, sink writers and syncers
+    apart."""
+    port = free_port()
+    cfg = write_config(tmp_path, broker.address, port, group="names",
+                       extra={"pipeline": {"shards": 2, "shutdown_timeout": "10s"}})
+    log = tmp_path / "run.log"
+    expected = {"shard-0", "shard-1", "source-0", "sink-lake", "sync-lake", "checkpoint",
+                "lifecycle", "signals"}
+    with background(["run", "-c", cfg], log) as proc:
+        wait_for(lambda: probe(port, "/readyz")[0] == 200, 60, "/readyz", proc)
+        wait_for(lambda: expected <= thread_names(proc.pid), 30,
+                 f"threads named {sorted(expected)}", proc)
+        assert stop(proc) == 0
 
 
 def test_a_supervisor_that_never_reads_cannot_hold_up_a_stop(tmp_path, broker):
