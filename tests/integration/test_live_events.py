@@ -219,6 +219,19 @@ def test_last_event_id_resumes_after_it_and_an_id_the_ring_no_longer_holds_gets_
         d.feed(lines[:30000])
         wait_for(lambda: [e for e in watcher.events if e[1] is not None and e[1] >= 40], 60,
                  "40 events", proc)
+        # The ring must still hold the id resumed from below, so nothing may push it on
+        # meanwhile: wait until the input is read and every event made of it has reached the
+        # watcher (with no new input no event comes). A slow build once read it mid-stream.
+        wait_for(lambda: metric(d.port, "turnstiled_consumed_records_total") >= 30000, 120,
+                 "the 30000 lines read", proc)
+        polls = []
+
+        def settled():
+            newest = max((e[1] for e in watcher.events if e[1] is not None), default=None)
+            polls.append((metric(d.port, "turnstiled_live_events_total"), newest))
+            return len(polls) >= 2 and polls[-1] == polls[-2]
+        wait_for(settled, 60, "the live view to publish everything and go quiet", proc,
+                 interval=0.5)
         last = max(e[1] for e in watcher.events if e[1] is not None)
         # Resume within the ring: exactly the events after the id asked for.
         resumed = Client(d.port, last_event_id=last - 10)
