@@ -34,8 +34,7 @@ config::SinkConfig FileConfig(const std::string& path) {
 // Submits one row (2024-01-06T04:00:00Z to 08:00:00Z) to a pool with one file sink, waits for
 // its acknowledgement (a flush) and returns the files under `lake`. The wait asserts nothing
 // about speed: its deadline only ends a hang.
-std::vector<std::filesystem::path> FlushOneRow(const config::SinkConfig& c,
-                                               const std::string& lake,
+std::vector<std::filesystem::path> FlushOneRow(const config::SinkConfig& c, const std::string& lake,
                                                metrics::PipelineMetrics* metrics = nullptr,
                                                double* journal_gauge = nullptr) {
   std::vector<WriterPool::Entry> entries;
