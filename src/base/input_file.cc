@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/thread_name.h"
+
 namespace turnstiled::base {
 
 namespace {
@@ -27,9 +29,28 @@ ssize_t ReadFully(int fd, char* p, size_t n) {
 }
 }  // namespace
 
+// The chunks a read-ahead thread has handed over. Slot i % kSlots holds chunk i. The thread
+// fills a slot by swapping it with the reader's buffer (only the partial line after the chunk
+// is copied back), so a chunk is never copied.
+struct LineChunkReader::Ahead {
+  static constexpr uint64_t kSlots = 4;
+  static constexpr uint64_t kQuit = uint64_t{1} << 62;
+  std::string slots[kSlots];
+  size_t lens[kSlots] = {};
+  // Chunks handed over, times 2, plus 1 once the thread has stopped at the end of the file or
+  // an error: one word, so that the caller waits on one atomic.
+  std::atomic<uint64_t> produced{0};
+  // Chunks the caller has given back; kQuit when the reader is being destroyed.
+  std::atomic<uint64_t> consumed{0};
+  // The caller's own.
+  uint64_t taken = 0;    // chunks returned by Next()
+  bool holding = false;  // the last one is still the caller's
+};
+
 Result<std::unique_ptr<LineChunkReader>> LineChunkReader::Open(const std::string& path,
                                                                const std::atomic<bool>* stop,
-                                                               std::function<void()> idle) {
+                                                               std::function<void()> idle,
+                                                               bool read_ahead) {
   // Non-blocking, so that opening a FIFO does not wait for a writer (the reads poll instead).
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Status::IoError("cannot open " + path + ": " + std::strerror(errno));
@@ -45,7 +66,70 @@ Result<std::unique_ptr<LineChunkReader>> LineChunkReader::Open(const std::string
   reader->stream_ = stream;
   reader->stop_ = stop;
   reader->idle_ = std::move(idle);
+  if (read_ahead && !stream) reader->StartReadAhead();
   return reader;
+}
+
+void LineChunkReader::StartReadAhead() {
+  ahead_ = std::make_unique<Ahead>();
+  for (std::string& slot : ahead_->slots) slot.resize(buf_.size());
+  ahead_thread_ = std::thread([this] {
+    NameThisThread("read-ahead");
+    ReadAheadLoop();
+  });
+}
+
+void LineChunkReader::ReadAheadLoop() {
+  Ahead& a = *ahead_;
+  uint64_t made = 0;
+  for (;;) {
+    uint64_t back = a.consumed.load(std::memory_order_acquire);
+    while (back < Ahead::kQuit && made - back == Ahead::kSlots) {
+      a.consumed.wait(back, std::memory_order_acquire);
+      back = a.consumed.load(std::memory_order_acquire);
+    }
+    if (back >= Ahead::kQuit) return;
+    std::string_view chunk;
+    if (!NextHere(&chunk)) {
+      a.produced.store(made * 2 + 1, std::memory_order_release);
+      a.produced.notify_one();
+      return;
+    }
+    // The chunk is buf_[0, start_); what follows it is a partial line, which goes to the front
+    // of the buffer that takes buf_'s place.
+    const uint64_t i = made % Ahead::kSlots;
+    std::string& slot = a.slots[i];
+    std::swap(buf_, slot);
+    const size_t tail = len_ - start_;
+    if (buf_.size() < slot.size()) buf_.resize(slot.size());
+    std::memcpy(buf_.data(), slot.data() + start_, tail);
+    a.lens[i] = chunk.size();
+    len_ = tail;
+    start_ = 0;
+    ++made;
+    a.produced.store(made * 2, std::memory_order_release);
+    a.produced.notify_one();
+  }
+}
+
+bool LineChunkReader::NextAhead(std::string_view* chunk) {
+  Ahead& a = *ahead_;
+  if (a.holding) {
+    a.holding = false;
+    a.consumed.store(a.taken, std::memory_order_release);
+    a.consumed.notify_one();
+  }
+  uint64_t p = a.produced.load(std::memory_order_acquire);
+  while (p / 2 == a.taken && (p & 1) == 0) {
+    a.produced.wait(p, std::memory_order_acquire);
+    p = a.produced.load(std::memory_order_acquire);
+  }
+  if (p / 2 == a.taken) return false;  // the end; status_ is final
+  const uint64_t i = a.taken % Ahead::kSlots;
+  *chunk = std::string_view(a.slots[i].data(), a.lens[i]);
+  ++a.taken;
+  a.holding = true;
+  return true;
 }
 
 ssize_t LineChunkReader::Read(char* p, size_t n) {
@@ -75,6 +159,11 @@ LineChunkReader::LineChunkReader(std::string path, int fd, ZSTD_DCtx_s* dctx)
 }
 
 LineChunkReader::~LineChunkReader() {
+  if (ahead_thread_.joinable()) {
+    ahead_->consumed.store(Ahead::kQuit, std::memory_order_release);
+    ahead_->consumed.notify_one();
+    ahead_thread_.join();
+  }
   if (dctx_ != nullptr) ZSTD_freeDCtx(dctx_);
   ::close(fd_);
 }
@@ -120,7 +209,7 @@ bool LineChunkReader::Fill() {
   return true;
 }
 
-bool LineChunkReader::Next(std::string_view* chunk) {
+bool LineChunkReader::NextHere(std::string_view* chunk) {
   if (!status_.ok()) return false;
   // Move the unreturned tail (a partial line) to the front.
   if (start_ > 0) {

@@ -5,12 +5,17 @@
 // line longer than that is returned whole. A view returned by Next() is valid until the
 // following call. Compression is detected by the zstd magic number, not the file name.
 //
+// With `read_ahead`, a regular file is read (and decompressed) on a thread of its own, a few
+// chunks ahead of the caller, so that decompression overlaps the caller's work on the chunk
+// before. The caller's side stays the same: one chunk at a time, valid until the next call.
+// The hand-over is two atomic counters, per chunk (about 1 MiB), never per line.
+//
 // A FIFO, pipe or terminal is a stream: its lines are returned as they arrive (a chunk is cut
 // after the last whole line read so far, not only every kChunkBytes), and the reader waits for
 // them in short polls, so that a stop is seen (Next() returns false) and `idle` is called
 // while nothing comes.
 //
-// Thread-compatible: one reader per thread.
+// Thread-compatible: one reader per thread (its read-ahead thread is its own).
 #pragma once
 
 #include <sys/types.h>
@@ -21,6 +26,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 
 #include "base/status.h"
 
@@ -33,23 +39,35 @@ class LineChunkReader {
   static constexpr size_t kChunkBytes = 1 << 20;
 
   // `stop` (may be null): a waiting stream gives up when it is set. `idle` (may be empty):
-  // called about every 100 ms while a stream has nothing to read.
+  // called about every 100 ms while a stream has nothing to read. `read_ahead`: read a regular
+  // file on a thread of its own (a stream is always read on the caller's thread, as its lines
+  // arrive).
   static Result<std::unique_ptr<LineChunkReader>> Open(const std::string& path,
                                                        const std::atomic<bool>* stop = nullptr,
-                                                       std::function<void()> idle = {});
+                                                       std::function<void()> idle = {},
+                                                       bool read_ahead = false);
   ~LineChunkReader();
   LineChunkReader(const LineChunkReader&) = delete;
   LineChunkReader& operator=(const LineChunkReader&) = delete;
 
   // Sets *chunk to the next run of whole lines. Returns false at end of file or on error;
-  // status() tells which.
-  bool Next(std::string_view* chunk);
+  // status() tells which (REQUIRES for status(): Next() has returned false).
+  bool Next(std::string_view* chunk) { return ahead_ ? NextAhead(chunk) : NextHere(chunk); }
   const Status& status() const { return status_; }
   bool compressed() const { return dctx_ != nullptr; }
+  bool reads_ahead() const { return ahead_ != nullptr; }
   const std::string& path() const { return path_; }
 
  private:
+  struct Ahead;
+
   LineChunkReader(std::string path, int fd, ZSTD_DCtx_s* dctx);
+  // Next() on the caller's thread (and the read-ahead thread's loop).
+  bool NextHere(std::string_view* chunk);
+  // Next() from the chunks the read-ahead thread has copied out.
+  bool NextAhead(std::string_view* chunk);
+  void StartReadAhead();
+  void ReadAheadLoop();
   // Appends at least some bytes to buf_ unless at EOF. Returns false at EOF or on error.
   bool Fill();
   // Reads up to n bytes into p: all of them from a file, what has arrived from a stream.
@@ -69,7 +87,9 @@ class LineChunkReader {
   std::string buf_;  // decoded bytes; [start_, len_) not yet returned
   size_t start_ = 0;
   size_t len_ = 0;
-  Status status_;
+  Status status_;  // with read-ahead: written by its thread until it reports the end
+  std::unique_ptr<Ahead> ahead_;
+  std::thread ahead_thread_;
 };
 
 // Reads a whole file (decompressing .zst) into memory. For tests and tools, not the hot path.

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -52,4 +53,78 @@ TEST_CASE("a missing file is an error that names the path") {
   auto r = LineChunkReader::Open("/nonexistent/file.txt");
   REQUIRE_FALSE(r.ok());
   CHECK(r.status().message().find("/nonexistent/file.txt") != std::string::npos);
+}
+
+TEST_CASE("reading ahead on a thread returns the same chunks, and stops cleanly when dropped") {
+  std::string text;
+  for (int i = 0; i < 300000; ++i) text += "line " + std::to_string(i) + ",some,fields\n";
+  text += std::string(3 * LineChunkReader::kChunkBytes, 'x') + "\n";  // one line over 2 chunks
+  for (int i = 0; i < 1000; ++i) text += "after " + std::to_string(i) + "\n";
+  text += "last line without newline";
+  const std::string plain = TempPath("ahead.txt");
+  std::ofstream(plain) << text;
+  const std::string zst = plain + ".zst";
+  REQUIRE(std::system(("zstd -q -f -o " + zst + " " + plain).c_str()) == 0);
+  for (const std::string& path : {plain, zst}) {
+    INFO("path: ", path);
+    auto here = LineChunkReader::Open(path);
+    auto ahead = LineChunkReader::Open(path, nullptr, {}, /*read_ahead=*/true);
+    REQUIRE(here.ok());
+    REQUIRE(ahead.ok());
+    CHECK_FALSE((*here)->reads_ahead());
+    CHECK((*ahead)->reads_ahead());
+    std::string_view a;
+    std::string_view b;
+    std::string joined;
+    int chunks = 0;
+    for (;;) {
+      const bool got_here = (*here)->Next(&a);
+      const std::string copy(a);  // `a` stays valid; `b` is checked before the next call
+      const bool got_ahead = (*ahead)->Next(&b);
+      REQUIRE(got_here == got_ahead);
+      if (!got_here) break;
+      ++chunks;
+      CHECK(copy == b);
+      joined.append(b);
+    }
+    CHECK((*ahead)->status().ok());
+    CHECK(chunks > 5);  // more than the read-ahead slots: they are reused
+    CHECK(joined == text);
+
+    // Dropped after one chunk, while the thread waits for a free slot: it stops and joins.
+    auto dropped = LineChunkReader::Open(path, nullptr, {}, /*read_ahead=*/true);
+    REQUIRE(dropped.ok());
+    REQUIRE((*dropped)->Next(&b));
+    dropped->reset();
+  }
+  std::remove(plain.c_str());
+  std::remove(zst.c_str());
+}
+
+TEST_CASE("reading ahead reports a corrupt zstd file as an error once its good chunks are read") {
+  std::string text;
+  for (int i = 0; i < 400000; ++i) text += "line " + std::to_string(i) + ",some,fields\n";
+  const std::string plain = TempPath("corrupt.txt");
+  std::ofstream(plain) << text;
+  const std::string zst = plain + ".zst";
+  REQUIRE(std::system(("zstd -q -f -o " + zst + " " + plain).c_str()) == 0);
+  std::string bytes;
+  {
+    std::ifstream in(zst, std::ios::binary);
+    bytes.resize(std::filesystem::file_size(zst));
+    in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  REQUIRE(bytes.size() > 1000);
+  for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 64; ++i) bytes[i] = '\xff';
+  std::ofstream(zst, std::ios::binary | std::ios::trunc) << bytes;
+  auto r = LineChunkReader::Open(zst, nullptr, {}, /*read_ahead=*/true);
+  REQUIRE(r.ok());
+  std::string_view chunk;
+  size_t read = 0;
+  while ((*r)->Next(&chunk)) read += chunk.size();
+  CHECK(read < text.size());
+  CHECK_FALSE((*r)->status().ok());
+  CHECK((*r)->status().message().find(zst) != std::string::npos);
+  std::remove(plain.c_str());
+  std::remove(zst.c_str());
 }

@@ -71,8 +71,10 @@ void FileSource::Run(const std::atomic<bool>& stop) {
     PartitionClock clock;
     const int32_t slot = ctx_.partitions->Slot(path, -1);
     // A FIFO or pipe may wait for its writer: the wait still sees a stop and keeps the
-    // source's heartbeat going (it is waiting, not stuck).
-    auto reader = base::LineChunkReader::Open(path, &stop, [this] { Beat(); });
+    // source's heartbeat going (it is waiting, not stuck). A regular file is read and
+    // decompressed a few chunks ahead, on a thread of its own, while this one decodes.
+    auto reader = base::LineChunkReader::Open(
+        path, &stop, [this] { Beat(); }, /*read_ahead=*/true);
     if (!reader.ok()) {
       base::Log(base::LogLevel::kError, "file-source", "cannot read input file",
                 {{"path", path}, {"error", reader.status().ToString()}});

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <iterator>
 #include <mutex>
 
 #include "base/civil_time.h"
@@ -49,16 +50,28 @@ class Pipeline::Output : public window::ShardOutput {
     }
     std::lock_guard<std::mutex> lock(mu_);
     watermarks_[static_cast<size_t>(shard)] = watermark_ms;
-    for (auto& r : rows) held_.push_back(std::move(r));
+    if (held_.empty()) {
+      held_ = std::move(rows);
+    } else {
+      held_.reserve(held_.size() + rows.size());
+      std::move(rows.begin(), rows.end(), std::back_inserter(held_));
+    }
     if (append_ms > append_ms_) append_ms_ = append_ms;
     int64_t low = window::kEndOfTime;
     for (int64_t w : watermarks_) low = std::min(low, w);
     if (low == window::kNoTime || held_.empty()) return;
+    auto is_ready = [low](const window::WindowRow& r) {
+      return r.window_end_ms <= low || !r.final;
+    };
     std::vector<window::WindowRow> ready;
-    std::vector<window::WindowRow> keep;
-    for (auto& r : held_)
-      (r.window_end_ms <= low || !r.final ? ready : keep).push_back(std::move(r));
-    held_ = std::move(keep);
+    if (std::all_of(held_.begin(), held_.end(), is_ready)) {
+      ready = std::move(held_);  // the usual case at the end of a bounded input
+      held_.clear();
+    } else {
+      std::vector<window::WindowRow> keep;
+      for (auto& r : held_) (is_ready(r) ? ready : keep).push_back(std::move(r));
+      held_ = std::move(keep);
+    }
     if (ready.empty()) return;
     auto batch = std::make_shared<const std::vector<window::WindowRow>>(std::move(ready));
     if (p_->live_) p_->live_->Publish(live::Kind::kClose, batch);

@@ -135,15 +135,18 @@ struct FileSink::Staged {
 FileSink::FileSink(config::SinkConfig config, Options options)
     : config_(std::move(config)),
       extension_(ExtensionFor(config_)),
-      cctx_(config_.compression == config::Compression::kZstd ? ZSTD_createCCtx() : nullptr),
       by_station_(PartitionsByStation(config_)),
       boot_id_(std::move(options.boot_id)),
       background_sync_(options.background_sync),
-      instance_(std::move(options.instance)) {}
+      instance_(std::move(options.instance)) {
+  if (config_.compression == config::Compression::kZstd) {
+    for (Encoder& e : encoders_) e.cctx = ZSTD_createCCtx();
+  }
+}
 
 FileSink::~FileSink() {
   StopSyncer();
-  ZSTD_freeCCtx(cctx_);
+  for (Encoder& e : encoders_) ZSTD_freeCCtx(e.cctx);
 }
 
 base::Status FileSink::Open() {
@@ -399,12 +402,61 @@ bool FileSink::SameFile(const window::WindowRow& a, const window::WindowRow& b) 
          a.source == b.source && (!by_station_ || a.station == b.station);
 }
 
+namespace {
+// The first 8 bytes of `s`, big-endian, zero-padded: ordered as the strings are, except that
+// equal keys need a full comparison.
+uint64_t PrefixKey(std::string_view s) {
+  uint64_t k = 0;
+  const size_t n = std::min<size_t>(s.size(), 8);
+  for (size_t i = 0; i < n; ++i) k |= uint64_t{static_cast<unsigned char>(s[i])} << (56 - 8 * i);
+  return k;
+}
+}  // namespace
+
+std::vector<size_t> FileSink::SortedForFiles() const {
+  std::vector<size_t> order(buffer_.size());
+  if (by_station_ || buffer_.size() > UINT32_MAX) {
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return FileOrder(buffer_[a], buffer_[b]); });
+    return order;
+  }
+  // FileOrder, then the order of arrival, from compact keys: the window, the input partition's
+  // rank among the flush's (few) partitions, and the station's first 8 bytes. Only rows that
+  // tie on all of them compare their stations in full.
+  std::map<std::string_view, uint32_t> sources;
+  for (const window::WindowRow& r : buffer_) sources.emplace(r.source, 0);
+  uint32_t rank = 0;
+  for (auto& [name, r] : sources) r = rank++;
+  struct Key {
+    int64_t start;
+    int64_t end;
+    uint64_t station;
+    uint32_t source;
+    uint32_t index;
+  };
+  std::vector<Key> keys(buffer_.size());
+  for (size_t i = 0; i < buffer_.size(); ++i) {
+    const window::WindowRow& r = buffer_[i];
+    keys[i] = {r.window_start_ms, r.window_end_ms, PrefixKey(r.station),
+               sources.find(r.source)->second, static_cast<uint32_t>(i)};
+  }
+  std::sort(keys.begin(), keys.end(), [&](const Key& a, const Key& b) {
+    if (a.start != b.start) return a.start < b.start;
+    if (a.end != b.end) return a.end < b.end;
+    if (a.source != b.source) return a.source < b.source;
+    if (a.station != b.station) return a.station < b.station;
+    const int c = buffer_[a.index].station.compare(buffer_[b.index].station);
+    if (c != 0) return c < 0;
+    return a.index < b.index;
+  });
+  for (size_t i = 0; i < keys.size(); ++i) order[i] = keys[i].index;
+  return order;
+}
+
 base::Status FileSink::Flush() {
   if (buffer_.empty()) return {};
-  std::vector<size_t> order(buffer_.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return FileOrder(buffer_[a], buffer_[b]); });
+  const std::vector<size_t> order = SortedForFiles();
   // Keep the last row written of each (station, window) of a file: emit: update sends a window
   // again, and the newest row replaces the older ones.
   std::vector<size_t> rows;
@@ -440,13 +492,40 @@ base::Status FileSink::Flush() {
   }
   keep_copies_ = !sync_directly;
 
-  std::vector<Staged> staged;
-  staged_bytes_ = 0;
-  std::vector<StaleParts> stale;
-  for (const auto& [begin, end] : groups) {
-    base::Status s = StageGroup(rows, begin, end, &staged, &stale);
-    if (!s.ok()) return s;  // `staged` removes its temp files
+  // A large flush stages the files of its second half of rows on a helper thread. Both halves
+  // keep their group order, so the result is the same as one thread's.
+  size_t split = groups.size();
+  if (rows.size() >= kParallelStageRows && groups.size() >= 2) {
+    split = 1;
+    while (split + 1 < groups.size() && groups[split].second <= rows.size() / 2) ++split;
   }
+  std::vector<Staged> staged;
+  std::vector<StaleParts> stale;
+  std::vector<Staged> staged_2;  // the helper's
+  std::vector<StaleParts> stale_2;
+  for (Encoder& e : encoders_) e.staged_bytes = 0;
+  base::Status helper_status;
+  std::thread helper;
+  if (split < groups.size()) {
+    helper = std::thread([&] {
+      base::NameThisThread(std::string("stage-").append(config_.name));
+      for (size_t g = split; g < groups.size() && helper_status.ok(); ++g) {
+        helper_status =
+            StageGroup(&encoders_[1], rows, groups[g].first, groups[g].second, &staged_2, &stale_2);
+      }
+    });
+  }
+  base::Status stage_status;
+  for (size_t g = 0; g < split && stage_status.ok(); ++g) {
+    stage_status =
+        StageGroup(&encoders_[0], rows, groups[g].first, groups[g].second, &staged, &stale);
+  }
+  if (helper.joinable()) helper.join();
+  if (stage_status.ok()) stage_status = helper_status;
+  if (!stage_status.ok()) return stage_status;  // `staged` removes its temp files
+  for (Staged& f : staged_2) staged.push_back(std::move(f));
+  for (StaleParts& st : stale_2) stale.push_back(std::move(st));
+  const uint64_t staged_bytes = encoders_[0].staged_bytes + encoders_[1].staged_bytes;
   if (sync_directly) {
     base::Status s = SyncFilesystem(config_.path);
     if (!s.ok()) return s;
@@ -463,7 +542,7 @@ base::Status FileSink::Flush() {
   if (sync_directly && s.ok()) s = journals_[active_]->Reset();
   if (!s.ok()) return s;
   files_written_ += staged.size();
-  bytes_written_ += staged_bytes_;
+  bytes_written_ += staged_bytes;
   buffer_.clear();
   return {};
 }
@@ -501,8 +580,9 @@ base::Status FileSink::Journal(const std::vector<Staged>& staged,
   return {};
 }
 
-base::Status FileSink::StageGroup(const std::vector<size_t>& order, size_t begin, size_t end,
-                                  std::vector<Staged>* staged, std::vector<StaleParts>* stale) {
+base::Status FileSink::StageGroup(Encoder* enc, const std::vector<size_t>& order, size_t begin,
+                                  size_t end, std::vector<Staged>* staged,
+                                  std::vector<StaleParts>* stale) {
   const window::WindowRow& first = buffer_[order[begin]];
   const std::string rel = PartitionDir(config_.partition_by, first.station, first.window_start_ms);
   const std::string dir = rel.empty() ? config_.path : config_.path + '/' + rel;
@@ -534,17 +614,18 @@ base::Status FileSink::StageGroup(const std::vector<size_t>& order, size_t begin
     return {};
   };
   for (size_t i = begin; i < end; ++i) {
-    scratch_.clear();
+    std::string& scratch = enc->scratch;
+    scratch.clear();
     const window::WindowRow& row = buffer_[order[i]];
-    csv ? AppendCsvRow(row, &scratch_) : AppendJsonRow(row, &scratch_);
+    csv ? AppendCsvRow(row, &scratch) : AppendJsonRow(row, &scratch);
     const bool full = config_.roll_bytes > 0 && file_rows > 0 &&
-                      file_bytes + scratch_.size() > static_cast<size_t>(config_.roll_bytes);
+                      file_bytes + scratch.size() > static_cast<size_t>(config_.roll_bytes);
     if (file && full) {
       s = finish();
       if (!s.ok()) return s;
     }
     if (!file) {
-      auto created = StagedFile::Create(dir, cctx_, config_.file_mode, &zstd_out_);
+      auto created = StagedFile::Create(dir, enc->cctx, config_.file_mode, &enc->zstd_out);
       if (!created.ok()) return created.status();
       file = std::move(created).value();
       if (keep_copies_) file->KeepCopy(&content);
@@ -558,10 +639,10 @@ base::Status FileSink::StageGroup(const std::vector<size_t>& order, size_t begin
         if (!s.ok()) return s;
       }
     }
-    file_bytes += scratch_.size();
-    staged_bytes_ += scratch_.size();
+    file_bytes += scratch.size();
+    enc->staged_bytes += scratch.size();
     ++file_rows;
-    s = file->Append(scratch_);
+    s = file->Append(scratch);
     if (!s.ok()) return s;
   }
   s = finish();

@@ -30,7 +30,13 @@
 // names. Open() removes temp files left behind by a crash, and refuses a path whose journal
 // another process holds: one sink instance per path.
 //
-// Thread-compatible: one writer thread, as every Sink (the syncer thread is the sink's own).
+//   - A large flush (kParallelStageRows rows or more: a bounded input's end, a catch-up) stages
+//     its files on two threads, each with its own compressor: the second half of its files on
+//     a helper thread started for that flush. The files, the journal record and the names are
+//     the same as with one thread.
+//
+// Thread-compatible: one writer thread, as every Sink (the syncer thread and a large flush's
+// helper are the sink's own).
 #pragma once
 
 #include <unistd.h>
@@ -95,14 +101,21 @@ class FileSink final : public Sink {
   static constexpr uint64_t kJournalMaxFill = 64ULL << 20;
   // A flush of this many rows or more syncs the filesystem itself instead of the journal.
   static constexpr size_t kSyncDirectlyRows = 16384;
+  // A flush of this many rows or more stages its files on two threads.
+  static constexpr size_t kParallelStageRows = 4096;
   uint64_t FilesWritten() const override { return files_written_; }
   // Uncompressed bytes of the published files.
   uint64_t BytesWritten() const override { return bytes_written_; }
 
  private:
-  // Writes one file's group, rows [begin, end) of `order`, as staged files; adds the names of
-  // parts an earlier, larger write of the group may have left to `stale`.
   struct Staged;
+  // What staging files needs of its own: a thread uses one at a time.
+  struct Encoder {
+    ZSTD_CCtx_s* cctx = nullptr;  // owned; null without compression
+    std::string scratch;
+    std::string zstd_out;       // the compressor's output buffer, for every file
+    uint64_t staged_bytes = 0;  // of the flush under way
+  };
   // The parts an earlier write of a group may have left beyond the new ones: the unsuffixed
   // name when the group is now split, and every numbered part from `first_part` on.
   struct StaleParts {
@@ -111,7 +124,9 @@ class FileSink final : public Sink {
     size_t first_part = 0;
     base::Status Remove(const std::string& extension) const;
   };
-  base::Status StageGroup(const std::vector<size_t>& order, size_t begin, size_t end,
+  // Writes one file's group, rows [begin, end) of `order`, as staged files; adds the names of
+  // parts an earlier, larger write of the group may have left to `stale`.
+  base::Status StageGroup(Encoder* enc, const std::vector<size_t>& order, size_t begin, size_t end,
                           std::vector<Staged>* staged, std::vector<StaleParts>* stale);
   // Writes again, after a machine stopped, each file of `records` whose content differs on disk.
   base::Status Replay(const std::vector<JournalRecord>& records);
@@ -124,20 +139,20 @@ class FileSink final : public Sink {
   void StopSyncer();
   std::string Relative(const std::string& path) const;
   bool FileOrder(const window::WindowRow& a, const window::WindowRow& b) const;
+  // The indexes of buffer_ in FileOrder, rows that compare equal in the order they came.
+  std::vector<size_t> SortedForFiles() const;
   bool SameFile(const window::WindowRow& a, const window::WindowRow& b) const;
 
   // Constant after construction.
   const config::SinkConfig config_;
   const std::string extension_;
-  ZSTD_CCtx_s* const cctx_;  // owned; null without compression
-  const bool by_station_;    // partition_by has "station": a file per station and window
+  const bool by_station_;  // partition_by has "station": a file per station and window
   const std::string boot_id_;
   const bool background_sync_;
   const std::string instance_;
 
   std::vector<window::WindowRow> buffer_;
-  std::string scratch_;
-  std::string zstd_out_;  // the compressor's output buffer, for every file
+  Encoder encoders_[2];  // [1]: a large flush's helper thread
   // journals_[active_] takes the records; the other is the syncer's while sync_pending_ names it.
   std::unique_ptr<LakeJournal> journals_[2];
   std::vector<std::unique_ptr<LakeJournal>> adopted_;  // of gone processes, until recovered
@@ -155,8 +170,7 @@ class FileSink final : public Sink {
   bool sync_stop_ = false;  // guarded by sync_mu_
   uint64_t files_written_ = 0;
   uint64_t bytes_written_ = 0;
-  uint64_t staged_bytes_ = 0;  // of the flush under way
-  bool keep_copies_ = true;    // of the flush under way: its files' content, for the journal
+  bool keep_copies_ = true;  // of the flush under way: its files' content, for the journal
 };
 
 }  // namespace turnstiled::sink

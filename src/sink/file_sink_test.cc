@@ -5,7 +5,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <set>
+#include <span>
 
 #include "base/civil_time.h"
 #include "base/input_file.h"
@@ -324,5 +326,95 @@ TEST_CASE("a failed flush keeps its rows, leaves no temp file, and the next flus
   REQUIRE_MESSAGE(s.ok(), s.ToString());
   CHECK(sink.buffered_rows() == 0);
   CHECK(FilesUnder(dir.path()).size() == 2);
+  CHECK(sink.Close().ok());
+}
+
+TEST_CASE("a large flush staged on two threads writes what small flushes write, byte for byte") {
+  // Stations that share their first 8 bytes, several input partitions and a shuffled arrival
+  // order exercise the sort's keys; 20 windows of 300 rows pass kParallelStageRows.
+  std::vector<window::WindowRow> rows;
+  for (int w = 0; w < 20; ++w) {
+    for (int s = 0; s < 300; ++s) {
+      window::WindowRow r =
+          MakeRow((s % 3 == 0 ? "34 ST-PENN STA " : "34 ST-HERALD SQ ") + std::to_string(s),
+                  kJan6 + w * 4 * kHourMs, kJan6 + (w + 1) * 4 * kHourMs, w * 1000 + s);
+      r.source = "turnstile-stream-" + std::to_string(s % 4);
+      rows.push_back(std::move(r));
+    }
+  }
+  REQUIRE(rows.size() >= FileSink::kParallelStageRows);
+  std::mt19937 shuffle_rng(7);
+  std::shuffle(rows.begin(), rows.end(), shuffle_rng);
+  for (auto compression : {config::Compression::kZstd, config::Compression::kNone}) {
+    TempDir large_dir;
+    auto large = FileConfig(large_dir.path(), config::FileFormat::kCsv, compression);
+    large.partition_by = {"date"};
+    WriteAndFlush(large, rows);
+    // The same rows with every flush under the threshold: one flush per window.
+    TempDir per_window_dir;
+    auto per_window = FileConfig(per_window_dir.path(), config::FileFormat::kCsv, compression);
+    per_window.partition_by = {"date"};
+    {
+      FileSink sink(per_window);
+      REQUIRE(sink.Open().ok());
+      for (int w = 0; w < 20; ++w) {
+        std::vector<window::WindowRow> of_window;
+        for (const auto& r : rows) {
+          if (r.window_start_ms == kJan6 + w * 4 * kHourMs) of_window.push_back(r);
+        }
+        REQUIRE(of_window.size() < FileSink::kParallelStageRows);
+        REQUIRE(sink.Write(of_window).ok());
+        REQUIRE(sink.Flush().ok());
+      }
+      REQUIRE(sink.Close().ok());
+    }
+    const auto files = FilesUnder(large_dir.path());
+    REQUIRE(files.size() == 20 * 4);  // a file per window and partition
+    const auto per_window_files = FilesUnder(per_window_dir.path());
+    REQUIRE(per_window_files.size() == files.size());
+    for (size_t i = 0; i < files.size(); ++i) {
+      const auto rel = files[i].lexically_relative(large_dir.path());
+      CHECK(rel == per_window_files[i].lexically_relative(per_window_dir.path()));
+      CHECK(Read(files[i]) == Read(per_window_files[i]));
+    }
+    // Each file's rows are sorted by station, whole names compared.
+    for (const auto& file : files) {
+      bool ok = false;
+      auto records = ParseCsv(Read(file), &ok);
+      REQUIRE(ok);
+      REQUIRE(records.size() == 76);  // the header and 75 stations of one partition
+      for (size_t r = 2; r < records.size(); ++r) CHECK(records[r - 1][0] < records[r][0]);
+    }
+  }
+}
+
+TEST_CASE("a large flush whose helper thread fails keeps its rows and leaves no temp file") {
+  TempDir dir;
+  auto config = FileConfig(dir.path(), config::FileFormat::kCsv, config::Compression::kZstd);
+  config.partition_by = {"date"};
+  std::vector<window::WindowRow> rows;
+  for (int d = 0; d < 4; ++d) {
+    for (int s = 0; s < 2000; ++s) {
+      const int64_t start = kJan6 + d * 24 * kHourMs;
+      rows.push_back(MakeRow("ST " + std::to_string(s), start, start + 4 * kHourMs, s));
+    }
+  }
+  FileSink sink(config);
+  REQUIRE(sink.Open().ok());
+  // The last day's folder cannot be made: the second half of the flush, staged on the helper
+  // thread, fails.
+  { std::ofstream(dir.path() + "/date=2024-01-09") << "x"; }
+  REQUIRE(sink.Write(rows).ok());
+  base::Status s = sink.Flush();
+  CHECK(s.code() == base::Code::kIoError);
+  CHECK(s.message().find("date=2024-01-09") != std::string::npos);
+  CHECK(sink.buffered_rows() == rows.size());
+  for (const auto& f : FilesUnder(dir.path(), /*hidden=*/true)) {
+    CHECK_FALSE(f.filename().string().starts_with(".part-"));
+  }
+  fs::remove(dir.path() + "/date=2024-01-09");
+  s = sink.Flush();
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  CHECK(FilesUnder(dir.path()).size() == 4);
   CHECK(sink.Close().ok());
 }

@@ -398,6 +398,12 @@ void Shard::CloseThrough(int64_t through) {
     if (slot_known_[s] && (closed == kNoTime || through > closed)) closed = through;
   }
   std::vector<WindowRow> rows;
+  size_t closing_rows = 0;
+  for (const OpenWindow& w : buckets_) {
+    if (w.start + assigner_.size() > through) break;
+    closing_rows += w.bucket->size();
+  }
+  rows.reserve(closing_rows);
   size_t closed = 0;
   for (; closed < buckets_.size(); ++closed) {
     OpenWindow& w = buckets_[closed];
