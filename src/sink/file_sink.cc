@@ -402,82 +402,58 @@ bool FileSink::SameFile(const window::WindowRow& a, const window::WindowRow& b) 
          a.source == b.source && (!by_station_ || a.station == b.station);
 }
 
-namespace {
-// The first 8 bytes of `s`, big-endian, zero-padded: ordered as the strings are, except that
-// equal keys need a full comparison.
-uint64_t PrefixKey(std::string_view s) {
-  uint64_t k = 0;
-  const size_t n = std::min<size_t>(s.size(), 8);
-  for (size_t i = 0; i < n; ++i) k |= uint64_t{static_cast<unsigned char>(s[i])} << (56 - 8 * i);
-  return k;
-}
-}  // namespace
-
-std::vector<size_t> FileSink::SortedForFiles() const {
-  std::vector<size_t> order(buffer_.size());
-  if (by_station_ || buffer_.size() > UINT32_MAX) {
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::stable_sort(order.begin(), order.end(),
+void FileSink::GroupForFiles(std::vector<size_t>* order,
+                             std::vector<std::pair<size_t, size_t>>* groups) const {
+  order->resize(buffer_.size());
+  groups->clear();
+  if (by_station_) {
+    // A file per (station, window, partition): as many groups as rows, nearly.
+    for (size_t i = 0; i < order->size(); ++i) (*order)[i] = i;
+    std::stable_sort(order->begin(), order->end(),
                      [&](size_t a, size_t b) { return FileOrder(buffer_[a], buffer_[b]); });
-    return order;
+    for (size_t begin = 0; begin < order->size();) {
+      size_t end = begin + 1;
+      while (end < order->size() && SameFile(buffer_[(*order)[begin]], buffer_[(*order)[end]])) {
+        ++end;
+      }
+      groups->emplace_back(begin, end);
+      begin = end;
+    }
+    return;
   }
-  // FileOrder, then the order of arrival, from compact keys: the window, the input partition's
-  // rank among the flush's (few) partitions, and the station's first 8 bytes. Only rows that
-  // tie on all of them compare their stations in full.
-  std::map<std::string_view, uint32_t> sources;
-  for (const window::WindowRow& r : buffer_) sources.emplace(r.source, 0);
-  uint32_t rank = 0;
-  for (auto& [name, r] : sources) r = rank++;
-  struct Key {
-    int64_t start;
-    int64_t end;
-    uint64_t station;
-    uint32_t source;
-    uint32_t index;
+  // A file per (window, partition): a few hundred groups for any number of rows. Each row gets
+  // its group's rank in FileOrder (rows come in runs of one window, so the ordered map is looked
+  // up once per run), then a counting sort places them, in arrival order within a group.
+  using GroupKey = std::tuple<int64_t, int64_t, std::string_view>;
+  auto key_of = [](const window::WindowRow& r) {
+    return GroupKey{r.window_start_ms, r.window_end_ms, r.source};
   };
-  std::vector<Key> keys(buffer_.size());
+  std::map<GroupKey, uint32_t> ranks;
   for (size_t i = 0; i < buffer_.size(); ++i) {
-    const window::WindowRow& r = buffer_[i];
-    keys[i] = {r.window_start_ms, r.window_end_ms, PrefixKey(r.station),
-               sources.find(r.source)->second, static_cast<uint32_t>(i)};
+    if (i == 0 || !SameFile(buffer_[i - 1], buffer_[i])) ranks.emplace(key_of(buffer_[i]), 0);
   }
-  std::sort(keys.begin(), keys.end(), [&](const Key& a, const Key& b) {
-    if (a.start != b.start) return a.start < b.start;
-    if (a.end != b.end) return a.end < b.end;
-    if (a.source != b.source) return a.source < b.source;
-    if (a.station != b.station) return a.station < b.station;
-    const int c = buffer_[a.index].station.compare(buffer_[b.index].station);
-    if (c != 0) return c < 0;
-    return a.index < b.index;
-  });
-  for (size_t i = 0; i < keys.size(); ++i) order[i] = keys[i].index;
-  return order;
+  uint32_t rank = 0;
+  for (auto& [key, r] : ranks) r = rank++;
+  std::vector<uint32_t> group_of(buffer_.size());
+  std::vector<size_t> starts(ranks.size() + 1, 0);
+  uint32_t group = 0;
+  for (size_t i = 0; i < buffer_.size(); ++i) {
+    if (i == 0 || !SameFile(buffer_[i - 1], buffer_[i])) group = ranks.at(key_of(buffer_[i]));
+    group_of[i] = group;
+    ++starts[group + 1];
+  }
+  for (size_t g = 1; g < starts.size(); ++g) starts[g] += starts[g - 1];
+  for (size_t g = 0; g + 1 < starts.size(); ++g) groups->emplace_back(starts[g], starts[g + 1]);
+  for (size_t i = 0; i < buffer_.size(); ++i) (*order)[starts[group_of[i]]++] = i;
 }
 
 base::Status FileSink::Flush() {
   if (buffer_.empty()) return {};
-  const std::vector<size_t> order = SortedForFiles();
-  // Keep the last row written of each (station, window) of a file: emit: update sends a window
-  // again, and the newest row replaces the older ones.
+  // Rows by file: [begin, end) of `rows` for each group, in arrival order within a group.
+  // StageGroup sorts a group's rows by station and keeps the last of each.
   std::vector<size_t> rows;
-  rows.reserve(order.size());
-  for (size_t i = 0; i < order.size(); ++i) {
-    if (i + 1 < order.size()) {
-      const window::WindowRow& a = buffer_[order[i]];
-      const window::WindowRow& b = buffer_[order[i + 1]];
-      if (SameFile(a, b) && a.station == b.station) continue;
-    }
-    rows.push_back(order[i]);
-  }
-
-  // One group, so one file (or more when it rolls), per (folder, window, input partition).
   std::vector<std::pair<size_t, size_t>> groups;
-  for (size_t begin = 0; begin < rows.size();) {
-    size_t end = begin + 1;
-    while (end < rows.size() && SameFile(buffer_[rows[begin]], buffer_[rows[end]])) ++end;
-    groups.emplace_back(begin, end);
-    begin = end;
-  }
+  GroupForFiles(&rows, &groups);
   if (!journals_[0]) return base::Status::Internal("sink '" + config_.name + "': not open");
 
   // A large flush (a bounded input's end: thousands of files at once) costs less with the
@@ -580,9 +556,29 @@ base::Status FileSink::Journal(const std::vector<Staged>& staged,
   return {};
 }
 
-base::Status FileSink::StageGroup(Encoder* enc, const std::vector<size_t>& order, size_t begin,
-                                  size_t end, std::vector<Staged>* staged,
+base::Status FileSink::StageGroup(Encoder* enc, const std::vector<size_t>& group_rows,
+                                  size_t group_begin, size_t group_end, std::vector<Staged>* staged,
                                   std::vector<StaleParts>* stale) {
+  // The group's rows by station, then in arrival order; of a station's rows only the last one
+  // written is kept: emit: update sends a window again, and the newest row replaces the older.
+  std::vector<size_t>& order = enc->order;
+  order.assign(group_rows.begin() + static_cast<std::ptrdiff_t>(group_begin),
+               group_rows.begin() + static_cast<std::ptrdiff_t>(group_end));
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const int c = buffer_[a].station.compare(buffer_[b].station);
+    return c != 0 ? c < 0 : a < b;
+  });
+  size_t kept = 0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (i + 1 < order.size() && buffer_[order[i]].station == buffer_[order[i + 1]].station) {
+      continue;
+    }
+    order[kept++] = order[i];
+  }
+  order.resize(kept);
+  const size_t begin = 0;
+  const size_t end = kept;
+
   const window::WindowRow& first = buffer_[order[begin]];
   const std::string rel = PartitionDir(config_.partition_by, first.station, first.window_start_ms);
   const std::string dir = rel.empty() ? config_.path : config_.path + '/' + rel;

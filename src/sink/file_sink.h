@@ -115,6 +115,7 @@ class FileSink final : public Sink {
     std::string scratch;
     std::string zstd_out;       // the compressor's output buffer, for every file
     uint64_t staged_bytes = 0;  // of the flush under way
+    std::vector<size_t> order;  // the group under way's rows, sorted
   };
   // The parts an earlier write of a group may have left beyond the new ones: the unsuffixed
   // name when the group is now split, and every numbered part from `first_part` on.
@@ -124,10 +125,11 @@ class FileSink final : public Sink {
     size_t first_part = 0;
     base::Status Remove(const std::string& extension) const;
   };
-  // Writes one file's group, rows [begin, end) of `order`, as staged files; adds the names of
-  // parts an earlier, larger write of the group may have left to `stale`.
-  base::Status StageGroup(Encoder* enc, const std::vector<size_t>& order, size_t begin, size_t end,
-                          std::vector<Staged>* staged, std::vector<StaleParts>* stale);
+  // Writes one file's group, rows [begin, end) of `group_rows`, as staged files, sorted by
+  // station with the last row of each station kept; adds the names of parts an earlier, larger
+  // write of the group may have left to `stale`.
+  base::Status StageGroup(Encoder* enc, const std::vector<size_t>& group_rows, size_t begin,
+                          size_t end, std::vector<Staged>* staged, std::vector<StaleParts>* stale);
   // Writes again, after a machine stopped, each file of `records` whose content differs on disk.
   base::Status Replay(const std::vector<JournalRecord>& records);
   // Makes a flush's published files durable with one record in the journal in use, and hands
@@ -139,8 +141,11 @@ class FileSink final : public Sink {
   void StopSyncer();
   std::string Relative(const std::string& path) const;
   bool FileOrder(const window::WindowRow& a, const window::WindowRow& b) const;
-  // The indexes of buffer_ in FileOrder, rows that compare equal in the order they came.
-  std::vector<size_t> SortedForFiles() const;
+  // Sorts the indexes of buffer_ into *order by file: (*groups)[g] is [begin, end) of *order
+  // for the g-th file in FileOrder. Within a group, rows stay in arrival order (by_station_:
+  // in FileOrder).
+  void GroupForFiles(std::vector<size_t>* order,
+                     std::vector<std::pair<size_t, size_t>>* groups) const;
   bool SameFile(const window::WindowRow& a, const window::WindowRow& b) const;
 
   // Constant after construction.
