@@ -64,7 +64,7 @@ class LineChunkReader {
   LineChunkReader(std::string path, int fd, ZSTD_DCtx_s* dctx);
   // Next() on the caller's thread (and the read-ahead thread's loop).
   bool NextHere(std::string_view* chunk);
-  // Next() from the chunks the read-ahead thread has copied out.
+  // Next() from the chunks the read-ahead thread has handed over.
   bool NextAhead(std::string_view* chunk);
   void StartReadAhead();
   void ReadAheadLoop();
