@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 
 using turnstiled::base::LineChunkReader;
 using turnstiled::base::ReadWholeFile;
@@ -16,16 +17,22 @@ namespace {
 std::string TempPath(const char* name) {
   return std::string("/tmp/turnstiled-input-") + std::to_string(::getpid()) + "-" + name;
 }
+
+// Writes `text` to a temp file `name` and a zstd copy of it beside; returns {plain, zst}.
+std::pair<std::string, std::string> WritePlainAndZst(const char* name, const std::string& text) {
+  const std::string plain = TempPath(name);
+  std::ofstream(plain) << text;
+  const std::string zst = plain + ".zst";
+  REQUIRE(std::system(("zstd -q -f -o " + zst + " " + plain).c_str()) == 0);
+  return {plain, zst};
+}
 }  // namespace
 
 TEST_CASE("chunks always end on a line boundary, for plain and zstd files alike") {
   std::string text;
   for (int i = 0; i < 200000; ++i) text += "line " + std::to_string(i) + ",some,fields\n";
   text += "last line without newline";
-  const std::string plain = TempPath("plain.txt");
-  std::ofstream(plain) << text;
-  const std::string zst = plain + ".zst";
-  REQUIRE(std::system(("zstd -q -f -o " + zst + " " + plain).c_str()) == 0);
+  const auto [plain, zst] = WritePlainAndZst("plain.txt", text);
   for (const std::string& path : {plain, zst}) {
     auto r = LineChunkReader::Open(path);
     REQUIRE(r.ok());
@@ -61,10 +68,7 @@ TEST_CASE("reading ahead on a thread returns the same chunks, and stops cleanly 
   text += std::string(3 * LineChunkReader::kChunkBytes, 'x') + "\n";  // one line over 2 chunks
   for (int i = 0; i < 1000; ++i) text += "after " + std::to_string(i) + "\n";
   text += "last line without newline";
-  const std::string plain = TempPath("ahead.txt");
-  std::ofstream(plain) << text;
-  const std::string zst = plain + ".zst";
-  REQUIRE(std::system(("zstd -q -f -o " + zst + " " + plain).c_str()) == 0);
+  const auto [plain, zst] = WritePlainAndZst("ahead.txt", text);
   for (const std::string& path : {plain, zst}) {
     INFO("path: ", path);
     auto here = LineChunkReader::Open(path);
@@ -104,10 +108,7 @@ TEST_CASE("reading ahead on a thread returns the same chunks, and stops cleanly 
 TEST_CASE("reading ahead reports a corrupt zstd file as an error once its good chunks are read") {
   std::string text;
   for (int i = 0; i < 400000; ++i) text += "line " + std::to_string(i) + ",some,fields\n";
-  const std::string plain = TempPath("corrupt.txt");
-  std::ofstream(plain) << text;
-  const std::string zst = plain + ".zst";
-  REQUIRE(std::system(("zstd -q -f -o " + zst + " " + plain).c_str()) == 0);
+  const auto [plain, zst] = WritePlainAndZst("corrupt.txt", text);
   std::string bytes;
   {
     std::ifstream in(zst, std::ios::binary);

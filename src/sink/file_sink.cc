@@ -576,10 +576,8 @@ base::Status FileSink::StageGroup(Encoder* enc, const std::vector<size_t>& group
     order[kept++] = order[i];
   }
   order.resize(kept);
-  const size_t begin = 0;
-  const size_t end = kept;
 
-  const window::WindowRow& first = buffer_[order[begin]];
+  const window::WindowRow& first = buffer_[order.front()];
   const std::string rel = PartitionDir(config_.partition_by, first.station, first.window_start_ms);
   const std::string dir = rel.empty() ? config_.path : config_.path + '/' + rel;
   base::Status s = MakeDirs(config_.path, dir, static_cast<mode_t>(config_.dir_mode));
@@ -609,10 +607,10 @@ base::Status FileSink::StageGroup(Encoder* enc, const std::vector<size_t>& group
     content.clear();
     return {};
   };
-  for (size_t i = begin; i < end; ++i) {
-    std::string& scratch = enc->scratch;
+  std::string& scratch = enc->scratch;
+  for (const size_t index : order) {
     scratch.clear();
-    const window::WindowRow& row = buffer_[order[i]];
+    const window::WindowRow& row = buffer_[index];
     csv ? AppendCsvRow(row, &scratch) : AppendJsonRow(row, &scratch);
     const bool full = config_.roll_bytes > 0 && file_rows > 0 &&
                       file_bytes + scratch.size() > static_cast<size_t>(config_.roll_bytes);
