@@ -33,7 +33,7 @@ ssize_t ReadFully(int fd, char* p, size_t n) {
 // fills a slot by swapping it with the reader's buffer (only the partial line after the chunk
 // is copied back), so a chunk is never copied.
 struct LineChunkReader::Ahead {
-  static constexpr uint64_t kSlots = 4;
+  static constexpr uint64_t kSlots = kAheadSlots;
   static constexpr uint64_t kQuit = uint64_t{1} << 62;
   std::string slots[kSlots];
   size_t lens[kSlots] = {};
@@ -50,7 +50,7 @@ struct LineChunkReader::Ahead {
 Result<std::unique_ptr<LineChunkReader>> LineChunkReader::Open(const std::string& path,
                                                                const std::atomic<bool>* stop,
                                                                std::function<void()> idle,
-                                                               bool read_ahead) {
+                                                               bool read_ahead, Buffers* buffers) {
   // Non-blocking, so that opening a FIFO does not wait for a writer (the reads poll instead).
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return Status::IoError("cannot open " + path + ": " + std::strerror(errno));
@@ -62,7 +62,7 @@ Result<std::unique_ptr<LineChunkReader>> LineChunkReader::Open(const std::string
   const ssize_t n = stream ? 0 : ::pread(fd, magic, sizeof magic, 0);
   ZSTD_DCtx* dctx = nullptr;
   if (n == 4 && std::memcmp(magic, kZstdMagic, 4) == 0) dctx = ZSTD_createDCtx();
-  std::unique_ptr<LineChunkReader> reader(new LineChunkReader(path, fd, dctx));
+  std::unique_ptr<LineChunkReader> reader(new LineChunkReader(path, fd, dctx, buffers));
   reader->stream_ = stream;
   reader->stop_ = stop;
   reader->idle_ = std::move(idle);
@@ -72,7 +72,11 @@ Result<std::unique_ptr<LineChunkReader>> LineChunkReader::Open(const std::string
 
 void LineChunkReader::StartReadAhead() {
   ahead_ = std::make_unique<Ahead>();
-  for (std::string& slot : ahead_->slots) slot.resize(buf_.size());
+  for (uint64_t i = 0; i < Ahead::kSlots; ++i) {
+    std::string& slot = ahead_->slots[i];
+    if (buffers_ != nullptr) slot = std::move(buffers_->slots[i]);
+    if (slot.size() < buf_.size()) slot.resize(buf_.size());
+  }
   ahead_thread_ = std::thread([this] {
     NameThisThread("read-ahead");
     ReadAheadLoop();
@@ -152,10 +156,17 @@ ssize_t LineChunkReader::Read(char* p, size_t n) {
   }
 }
 
-LineChunkReader::LineChunkReader(std::string path, int fd, ZSTD_DCtx_s* dctx)
-    : path_(std::move(path)), fd_(fd), dctx_(dctx) {
-  buf_.resize(2 * kChunkBytes);
-  if (dctx_ != nullptr) raw_.resize(ZSTD_DStreamInSize() * 4);
+LineChunkReader::LineChunkReader(std::string path, int fd, ZSTD_DCtx_s* dctx, Buffers* buffers)
+    : path_(std::move(path)), fd_(fd), dctx_(dctx), buffers_(buffers) {
+  if (buffers_ != nullptr) {
+    buf_ = std::move(buffers_->buf);
+    raw_ = std::move(buffers_->raw);
+  }
+  // Only ever grown: a buffer that grew for a very long line keeps its size.
+  if (buf_.size() < 2 * kChunkBytes) buf_.resize(2 * kChunkBytes);
+  if (dctx_ != nullptr && raw_.size() < ZSTD_DStreamInSize() * 4) {
+    raw_.resize(ZSTD_DStreamInSize() * 4);
+  }
 }
 
 LineChunkReader::~LineChunkReader() {
@@ -163,6 +174,13 @@ LineChunkReader::~LineChunkReader() {
     ahead_->consumed.store(Ahead::kQuit, std::memory_order_release);
     ahead_->consumed.notify_one();
     ahead_thread_.join();
+  }
+  if (buffers_ != nullptr) {
+    buffers_->buf = std::move(buf_);
+    buffers_->raw = std::move(raw_);
+    if (ahead_) {
+      for (uint64_t i = 0; i < Ahead::kSlots; ++i) buffers_->slots[i] = std::move(ahead_->slots[i]);
+    }
   }
   if (dctx_ != nullptr) ZSTD_freeDCtx(dctx_);
   ::close(fd_);

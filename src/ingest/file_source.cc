@@ -64,6 +64,8 @@ struct Lines final : decode::LineHandler {
 void FileSource::Run(const std::atomic<bool>& stop) {
   // Until the end of the input the frontier is unknown, so no window closes early.
   const window::SourceProgress reading{window::kNoTime, false, false};
+  // One set of read buffers for every file, one after another.
+  base::LineChunkReader::Buffers buffers;
   for (const std::string& path : files_) {
     if (stop.load(std::memory_order_relaxed)) break;
     // Each file is its own partition, with its own high mark: a later week is not "future"
@@ -74,7 +76,7 @@ void FileSource::Run(const std::atomic<bool>& stop) {
     // source's heartbeat going (it is waiting, not stuck). A regular file is read and
     // decompressed a few chunks ahead, on a thread of its own, while this one decodes.
     auto reader = base::LineChunkReader::Open(
-        path, &stop, [this] { Beat(); }, /*read_ahead=*/true);
+        path, &stop, [this] { Beat(); }, /*read_ahead=*/true, &buffers);
     if (!reader.ok()) {
       base::Log(base::LogLevel::kError, "file-source", "cannot read input file",
                 {{"path", path}, {"error", reader.status().ToString()}});

@@ -47,8 +47,12 @@ class Router {
   // `append_ms`: the record's Kafka message timestamp, or window::kNoTime.
   void Add(const decode::Record& record, std::string_view raw, int32_t partition, int64_t offset,
            int64_t append_ms) {
+    // A device's readings come one after another (a weekly file lists them together, and a
+    // producer keys them by station), so most records repeat the last one's device and
+    // station. Those are compared with it, and share its strings in the batch and its hashes.
+    const bool repeat = SameAsLast(record);
     // Hashed once here; the shard looks the station and the device up with these hashes.
-    const uint64_t station_hash = base::StringHash(record.station);
+    const uint64_t station_hash = repeat ? last_.station_hash : base::StringHash(record.station);
     // The high half picks the shard (multiply and shift, no division), so the shard's own
     // tables still see every low bit vary.
     size_t shard = 0;
@@ -65,12 +69,25 @@ class Router {
     window::RecordBatch* b = pending_[shard];
     if (b == nullptr) b = pending_[shard] = Take();
     window::RoutedRecord& r = b->records.emplace_back();
-    r.station_off = b->Append(record.station);
+    if (repeat && b == last_.batch) {
+      r.station_off = last_.station_off;
+      r.device_off = last_.device_off;
+      r.device_hash = last_.device_hash;
+    } else {
+      r.station_off = b->Append(record.station);
+      r.device_off = b->Append(record.device);
+      r.device_hash = repeat ? last_.device_hash : base::StringHash(record.device);
+      last_ = {b,
+               r.station_off,
+               static_cast<uint32_t>(record.station.size()),
+               r.device_off,
+               static_cast<uint32_t>(record.device.size()),
+               station_hash,
+               r.device_hash};
+    }
     r.station_len = static_cast<uint32_t>(record.station.size());
-    r.device_off = b->Append(record.device);
     r.device_len = static_cast<uint32_t>(record.device.size());
     r.station_hash = station_hash;
-    r.device_hash = base::StringHash(record.device);
     if (keep_raw_) {
       r.raw_off = b->Append(raw);
       r.raw_len = static_cast<uint32_t>(raw.size());
@@ -111,6 +128,14 @@ class Router {
  private:
   window::RecordBatch* Take();
   void Send(size_t shard);
+  // Whether the record's station and device are those of the last record added, whose
+  // strings are still in a pending batch.
+  bool SameAsLast(const decode::Record& record) const {
+    if (last_.batch == nullptr) return false;
+    const char* arena = last_.batch->arena.data();
+    return record.device == std::string_view(arena + last_.device_off, last_.device_len) &&
+           record.station == std::string_view(arena + last_.station_off, last_.station_len);
+  }
   // Batches this source can still take without waiting: not yet made, or handed back.
   size_t Available() const { return capacity_ - total_ + free_.size_approx(); }
 
@@ -130,6 +155,17 @@ class Router {
   std::vector<window::SourceProgress> sent_progress_;
   std::vector<bool> announced_;
   window::SourceProgress progress_;
+  // The last record's strings in its batch, and their hashes.
+  struct Last {
+    window::RecordBatch* batch = nullptr;  // null: none yet, or that batch has been sent
+    uint32_t station_off = 0;
+    uint32_t station_len = 0;
+    uint32_t device_off = 0;
+    uint32_t device_len = 0;
+    uint64_t station_hash = 0;
+    uint64_t device_hash = 0;
+  };
+  Last last_;
   int32_t last_partition_ = -1;  // the last record's partition and its shard (by partition)
   size_t last_shard_ = 0;
   std::vector<std::unique_ptr<window::RecordBatch>> pool_;

@@ -68,6 +68,49 @@ TEST_CASE("the stdout sink prints one aligned table per flush") {
         "\n");
 }
 
+TEST_CASE("the stdout sink prints a batch larger than its write buffer as one aligned table") {
+  char* text = nullptr;
+  size_t size = 0;
+  std::FILE* out = open_memstream(&text, &size);
+  constexpr int kRows = 30000;  // about 2.5 MiB of text: three pieces
+  {
+    StdoutSink sink(out);
+    std::vector<window::WindowRow> rows;
+    for (int i = 0; i < kRows; ++i) {
+      rows.push_back(MakeRow(std::string("S").append(std::to_string(i)),
+                             kJan6 + int64_t{i} * 3600000, kJan6 + int64_t{i + 4} * 3600000, i));
+    }
+    // The widest name comes last: every line before it is padded to its width, so the widths
+    // are known before the first piece is written. Each 'ü' is one column in two bytes.
+    rows.push_back(MakeRow("Zürich Hbf \x01 ü", kJan6, kJan6 + 4 * 3600000, 5));
+    REQUIRE(sink.Write(rows).ok());
+    REQUIRE(sink.Flush().ok());
+  }
+  std::fclose(out);
+  const std::string printed(text, size);
+  std::free(text);
+  std::vector<std::string> lines;
+  for (size_t at = 0, nl; (nl = printed.find('\n', at)) != std::string::npos; at = nl + 1) {
+    lines.push_back(printed.substr(at, nl - at));
+  }
+  REQUIRE(lines.size() == static_cast<size_t>(kRows) + 1 + 3 + 3 + 1 + 1);
+  CHECK(lines[1] == "Batch: 0");
+  auto columns = [](const std::string& line) {
+    return std::count_if(line.begin(), line.end(), [](char c) { return (c & 0xC0) != 0x80; });
+  };
+  const auto width = columns(lines[3]);
+  for (size_t i = 3; i + 1 < lines.size(); ++i) {
+    INFO("line " << i << ": " << lines[i]);
+    REQUIRE(columns(lines[i]) == width);
+  }
+  CHECK(lines[6].rfind("|S0 ", 0) == 0);
+  CHECK(lines[6 + 12345].rfind("|S12345 ", 0) == 0);
+  CHECK(lines[6 + 12345].find("|2025-06-03T09:00:00Z|") != std::string::npos);
+  CHECK(lines[6 + 12345].find("|  12345|") != std::string::npos);
+  CHECK(lines[6 + kRows].rfind("|Zürich Hbf \\x01 ü|", 0) == 0);
+  CHECK(lines.back().empty());
+}
+
 TEST_CASE("dead letter lines carry the reason, the source position and the raw bytes") {
   DeadLetterEntry e;
   e.reason = "late";

@@ -13,27 +13,49 @@ namespace {
 
 constexpr int kShownColumns = 6;  // station .. events; the extra columns stay in the files
 
-std::string Printable(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
+// Appends s with each control character as \xNN, so one row stays one line.
+void AppendPrintable(std::string_view s, std::string* out) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
     if (c < 0x20 || c == 0x7F) {
-      char buf[5];
-      std::snprintf(buf, sizeof buf, "\\x%02X", c);
-      out += buf;
+      const char esc[4] = {'\\', 'x', kHex[c >> 4], kHex[c & 15]};
+      out->append(esc, 4);
     } else {
-      out.push_back(ch);
+      out->push_back(ch);
     }
   }
-  return out;
 }
 
-// Width on a terminal, counting each UTF-8 code point once.
-size_t DisplayWidth(std::string_view s) {
-  return static_cast<size_t>(
-      std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+// Columns that AppendPrintable(s) takes on a terminal: a code point is one column (no
+// continuation byte of UTF-8 counts), an escaped control character four.
+size_t PrintableWidth(std::string_view s) {
+  size_t width = 0;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    width += (c < 0x20 || c == 0x7F) ? 4 : (c & 0xC0) != 0x80;
+  }
+  return width;
 }
+
+// Length of AppendIsoUtc(ms): remembers the last one, as a batch's rows share few window bounds.
+class IsoWidth {
+ public:
+  size_t operator()(int64_t ms) {
+    if (ms != last_ms_ || width_ == 0) {
+      scratch_.clear();
+      base::AppendIsoUtc(ms, &scratch_);
+      last_ms_ = ms;
+      width_ = scratch_.size();
+    }
+    return width_;
+  }
+
+ private:
+  std::string scratch_;
+  int64_t last_ms_ = 0;
+  size_t width_ = 0;
+};
 
 }  // namespace
 
@@ -56,23 +78,24 @@ base::Status StdoutSink::Flush() {
   };
   std::array<size_t, kShownColumns> width{};
   for (int c = 0; c < kShownColumns; ++c) width[c] = std::strlen(window::kColumns[c]);
-  std::string scratch;
+  IsoWidth start_width, end_width;
   for (const window::WindowRow& r : buffer_) {
-    width[0] = std::max(width[0], DisplayWidth(Printable(r.station)));
-    scratch.clear();
-    base::AppendIsoUtc(r.window_start_ms, &scratch);
-    width[1] = std::max(width[1], scratch.size());
-    scratch.clear();
-    base::AppendIsoUtc(r.window_end_ms, &scratch);
-    width[2] = std::max(width[2], scratch.size());
+    width[0] = std::max(width[0], PrintableWidth(r.station));
+    width[1] = std::max(width[1], start_width(r.window_start_ms));
+    width[2] = std::max(width[2], end_width(r.window_end_ms));
     size_t len[3];
     numbers(r, len);
     for (int c = 0; c < 3; ++c) width[3 + c] = std::max(width[3 + c], len[c]);
   }
-  size_t line = 1;
-  for (size_t w : width) line += w + 1;
-  std::string text;
-  text.reserve((buffer_.size() + 8) * (line + 1) + 128);
+  // The table goes out through one buffer, kept from flush to flush and written whenever it
+  // holds kWriteBytes, so a large batch needs no memory of its size.
+  std::string& text = text_;
+  text.clear();
+  bool written = true;
+  auto write_out = [&] {
+    written = written && std::fwrite(text.data(), 1, text.size(), out_) == text.size();
+    text.clear();
+  };
   text += "-------------------------------------------\nBatch: ";
   text += std::to_string(batch_);
   text += "\n-------------------------------------------\n";
@@ -90,9 +113,8 @@ base::Status StdoutSink::Flush() {
   text += rule;
   for (const window::WindowRow& r : buffer_) {
     text += '|';
-    const std::string station = Printable(r.station);
-    text += station;
-    text.append(width[0] - DisplayWidth(station), ' ');
+    AppendPrintable(r.station, &text);
+    text.append(width[0] - PrintableWidth(r.station), ' ');
     text += '|';
     size_t at = text.size();
     base::AppendIsoUtc(r.window_start_ms, &text);
@@ -110,10 +132,12 @@ base::Status StdoutSink::Flush() {
       text += '|';
     }
     text += '\n';
+    if (text.size() >= kWriteBytes) write_out();
   }
   text += rule;
   text += '\n';
-  if (std::fwrite(text.data(), 1, text.size(), out_) != text.size() || std::fflush(out_) != 0) {
+  write_out();
+  if (!written || std::fflush(out_) != 0) {
     return base::Status::IoError(std::string("stdout: ") + std::strerror(errno));
   }
   buffer_.clear();

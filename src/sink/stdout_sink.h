@@ -11,8 +11,8 @@
 //   +--------+--------------------+--------------------+-------+-----+------+
 //
 // Text is left-aligned and numbers right-aligned. Control characters in a station name are shown
-// as \xNN so one row stays one line. The table is written with one fwrite, then fflush: it is
-// meant for demos and debugging, so nothing here is durable.
+// as \xNN so one row stays one line. The table is written in pieces of about 1 MiB, then
+// fflush: it is meant for demos and debugging, so nothing here is durable.
 //
 // Thread-compatible (one writer thread). The FILE* is borrowed and must outlive the sink.
 #pragma once
@@ -36,8 +36,11 @@ class StdoutSink final : public Sink {
   base::Status Close() override { return Flush(); }
 
  private:
+  static constexpr size_t kWriteBytes = 1 << 20;
+
   std::FILE* const out_;  // borrowed
   std::vector<window::WindowRow> buffer_;
+  std::string text_;  // the table being printed, up to about kWriteBytes at a time
   int64_t batch_ = 0;
 };
 

@@ -117,6 +117,7 @@ Shard::Bucket* Shard::BucketFor(int64_t start) {
 void Shard::Process(const RecordBatch& batch) {
   stats_.records += batch.records.size();
   if (batch.max_append_ms > max_append_ms_) max_append_ms_ = batch.max_append_ms;
+  last_device_ = nullptr;
   for (const RoutedRecord& r : batch.records) Add(batch, r);
   ApplyProgress(batch);
 }
@@ -132,11 +133,22 @@ void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
     // SPEC §3: the first reading is the baseline; equal or earlier times are dropped without
     // moving it; otherwise |delta| counts unless it exceeds max_delta (a reset), and the
     // baseline moves either way.
-    const std::string_view name = batch.Device(r);
-    auto it = devices_.find(base::Prehashed{name, r.device_hash});
-    const bool inserted = it == devices_.end();
-    if (inserted) it = devices_.emplace(std::string(name), Device{}).first;
-    Device& d = it->second;
+    // The same offset in the same batch is the same string: no lookup. A pointer into
+    // devices_ stays valid until the next insertion, and that is always of another device.
+    const bool same = last_device_ != nullptr && r.device_off == last_device_off_;
+    // The station was checked against the device's for an earlier record with these strings
+    // (one that got that far: a dropped duplicate returns first).
+    const bool same_station = same && r.station_off == last_station_off_;
+    bool inserted = false;
+    if (!same) {
+      const std::string_view name = batch.Device(r);
+      auto it = devices_.find(base::Prehashed{name, r.device_hash});
+      inserted = it == devices_.end();
+      if (inserted) it = devices_.emplace(std::string(name), Device{}).first;
+      last_device_ = &it->second;
+      last_device_off_ = r.device_off;
+    }
+    Device& d = *last_device_;
     if (inserted) {
       entries = 0;
       exits = 0;
@@ -161,10 +173,12 @@ void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
     d.e0 = r.entries;
     d.x0 = r.exits;
     // The device remembers its station: comparing the name is cheaper than looking it up.
-    if (inserted || d.slot != r.partition || station_names_[d.station] != batch.Station(r)) {
+    if (inserted || d.slot != r.partition ||
+        (!same_station && station_names_[d.station] != batch.Station(r))) {
       d.slot = r.partition;
       d.station = StationId({batch.Station(r), r.station_hash});
     }
+    last_station_off_ = r.station_off;
     station = d.station;
   }
   // A late reading still moved its device's baseline above: its interval belongs to a

@@ -205,6 +205,12 @@ class Shard {
   bool conflict_logged_ = false;
   bool saturation_logged_ = false;
   absl::flat_hash_map<std::string, Device, base::PrehashedHash, base::PrehashedEq> devices_;
+  // The last record's device, for the next record of the same batch that shares its strings
+  // (the router gives a device's consecutive readings the same ones). Reset for each batch: a
+  // batch comes back with other records, and only Add() changes devices_ within one.
+  uint32_t last_device_off_ = UINT32_MAX;
+  uint32_t last_station_off_ = UINT32_MAX;
+  Device* last_device_ = nullptr;
   // The open windows by start, ascending; few at a time (a handful of window lengths past the
   // watermark), usually appended at the end. The tables stay where they are when the vector
   // moves, and closed ones wait in spare_ for the next window, so that steady streaming

@@ -58,6 +58,17 @@ struct Feed {
     batch.records.push_back(r);
     return *this;
   }
+  // Another reading of the last record's device and station, sharing its strings in the
+  // batch, as the router sends a device's consecutive readings.
+  Feed& Again(int64_t t, int64_t e, int64_t x) {
+    RoutedRecord r = batch.records.back();
+    r.offset = next_offset++;
+    r.event_ms = t;
+    r.entries = e;
+    r.exits = x;
+    batch.records.push_back(r);
+    return *this;
+  }
   Feed& Progress(int64_t frontier, bool finished = false, bool idle = false) {
     batch.progress = SourceProgress{frontier, idle, finished};
     return *this;
@@ -99,6 +110,40 @@ TEST_CASE("the cumulative rule: baseline, duplicates, out of order, backwards an
   CHECK(shard.stats().dropped[static_cast<int>(DropReason::kOutOfOrder)] == 1);
   CHECK(out.dropped == std::vector<DropReason>{DropReason::kDuplicate, DropReason::kOutOfOrder});
   CHECK(shard.stats().counter_resets == 1);
+}
+
+TEST_CASE("readings that share their strings in a batch count like any others") {
+  Collector out;
+  Shard shard(0, Tumbling4h(), &out);
+  Feed f;
+  f.Add("59 ST", "A", 0, 1000, 500)
+      .Again(1 * kH, 1010, 501)  // +10/+1
+      .Add("59 ST", "B", 0, 70, 70)
+      .Again(1 * kH, 72, 70)  // +2/+0
+      // A moves to another station, and that reading is a duplicate: it is dropped before the
+      // device's station is looked at. The next one shares its strings and counts at the new
+      // station all the same.
+      .Add("GRD CNTRL", "A", 1 * kH, 1010, 501)
+      .Again(2 * kH, 1025, 504)                  // +15/+3
+      .Again(2 * kH, 1, 1)                       // duplicate
+      .Again(3 * kH, 1030, 504)                  // +5/+0
+      .Add("59 ST", "A", 3 * kH + 1, 1031, 505)  // and back: +1/+1
+      .SendTo(shard);
+  // The next batch reuses the same offsets for other strings.
+  f.Add("GRD CNTRL", "B", 2 * kH, 80, 75)        // +8/+5
+      .Again(3 * kH, 81, 75)                     // +1/+0
+      .Add("59 ST", "A", 3 * kH + 2, 1033, 505)  // +2/+0
+      .SendTo(shard);
+  // Two one-record batches whose strings are at the same offsets, for different devices.
+  f.Add("59 ST", "A", 3 * kH + 3, 1034, 505).SendTo(shard);  // +1/+0
+  f.Add("59 ST", "B", 3 * kH + 3, 82, 76)                    // +1/+1, B's own baseline
+      .Progress(kNoTime, /*finished=*/true)
+      .SendTo(shard);
+  auto t = out.Table();
+  CHECK(t[{"59 ST", 0}] == std::tuple<int64_t, int64_t, int64_t>{17, 3, 8});
+  CHECK(t[{"GRD CNTRL", 0}] == std::tuple<int64_t, int64_t, int64_t>{29, 8, 4});
+  CHECK(t.size() == 2);
+  CHECK(shard.stats().dropped[static_cast<int>(DropReason::kDuplicate)] == 2);
 }
 
 TEST_CASE("deltas are computed in 64 bits across the 2^31 boundary") {
