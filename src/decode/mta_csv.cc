@@ -3,7 +3,9 @@
 #include <simdjson.h>
 
 #include <bit>
+#include <cstddef>
 #include <cstring>
+#include <new>
 #include <utility>
 
 #include "decode/scan.h"
@@ -355,13 +357,16 @@ DecodeStatus MtaCsvDecoder::DecodeScanned(std::string_view line, const LineScan&
                                           Record* out) {
   const size_t n = scan.commas + 1;
   if (n != 11 && n != 13) return DecodeStatus::kBadFieldCount;
-  std::string_view f[kMaxFields];
+  // Only the n fields are made: an array of kMaxFields views would be zeroed first, and that
+  // was a third of this function's time.
+  alignas(std::string_view) std::byte storage[kMaxFields * sizeof(std::string_view)];
+  auto* const f = reinterpret_cast<std::string_view*>(storage);
   size_t start = 0;
   for (size_t i = 0; i + 1 < n; ++i) {
-    f[i] = line.substr(start, scan.comma[i] - start);
+    new (f + i) std::string_view(line.data() + start, scan.comma[i] - start);
     start = scan.comma[i] + 1;
   }
-  f[n - 1] = scan::Trim(line.substr(start));  // a trailing '\r' or blanks
+  new (f + n - 1) std::string_view(scan::Trim(line.substr(start)));  // a trailing '\r' or blanks
   return DecodeFields(line, f, n, /*quoted=*/false, out);
 }
 
