@@ -169,7 +169,6 @@ bool Stream(Hub& hub, mg_connection* conn, uint64_t cursor) {
   batch.push_back(Hub::Text(hub.HelloFrame(cursor)));
   auto next_heartbeat = Clock::now();
   auto next_pull = Clock::now();
-  bool ended = false;
   for (;;) {
     // Events are sent at most every kPullEvery: a busy stream goes out in fewer, larger
     // writes, and each client's thread wakes ten times a second, not at every publish.
@@ -185,7 +184,6 @@ bool Stream(Hub& hub, mg_connection* conn, uint64_t cursor) {
       bool slow = false;
       if (!writer.Write(&batch, &slow, hub.closed())) return slow;
     }
-    if (ended) return false;
     const auto wait = std::min<Clock::duration>(
         std::chrono::milliseconds(250),
         std::max<Clock::duration>(next_heartbeat - Clock::now(), Clock::duration::zero()));
@@ -201,11 +199,14 @@ bool Stream(Hub& hub, mg_connection* conn, uint64_t cursor) {
         cursor = first - 1;
         hub.NoteGap();
         break;
-      case Hub::PullResult::kEnded:
-        batch.push_back(Hub::Text(hub.HeartbeatFrame()));  // the final figures
+      case Hub::PullResult::kEnded: {
+        // The final figures, then `end`, written here: nothing may follow `end` (a heartbeat
+        // that came due at the top of the loop once did).
+        batch.push_back(Hub::Text(hub.HeartbeatFrame()));
         batch.push_back(Hub::Text(Hub::EndFrame()));
-        ended = true;
-        break;
+        bool slow = false;
+        return !writer.Write(&batch, &slow, /*direct=*/true) && slow;
+      }
       case Hub::PullResult::kEvents:
       case Hub::PullResult::kTimeout:
         break;
