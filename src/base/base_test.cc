@@ -6,6 +6,7 @@
 
 #include "base/civil_time.h"
 #include "base/duration.h"
+#include "base/hash.h"
 #include "base/log.h"
 #include "base/thread_name.h"
 #include "base/time_zone.h"
@@ -89,4 +90,24 @@ TEST_CASE("a thread's name is what ps and top show, cut to the 15 bytes Linux ke
   CHECK(name_of("shard-0") == "shard-0");
   CHECK(name_of("sink-a-very-long-sink-name") == "sink-a-very-lon");
   CHECK(name_of("") == "");
+}
+
+TEST_CASE("ShortEqual agrees with == at every length and every position of a difference") {
+  // Views into larger buffers, at odd offsets, so that no load may reach past either end.
+  std::string x(80, 'a'), y(80, 'a');
+  for (size_t n = 0; n <= 40; ++n) {
+    for (size_t at = 0; at < 3; ++at) {
+      const std::string_view a(x.data() + 1 + at, n);
+      const std::string_view b(y.data() + 7, n);
+      CHECK(ShortEqual(a, b));
+      CHECK_FALSE(ShortEqual(a, std::string_view(y.data() + 7, n + 1)));
+      for (size_t i = 0; i < n; ++i) {
+        y[7 + i] = 'b';
+        INFO("length " << n << ", differs at " << i);
+        CHECK_FALSE(ShortEqual(a, b));
+        CHECK_FALSE(ShortEqual(b, a));
+        y[7 + i] = 'a';
+      }
+    }
+  }
 }

@@ -8,6 +8,7 @@
 #include <new>
 #include <utility>
 
+#include "base/hash.h"
 #include "decode/scan.h"
 
 #if defined(__x86_64__)
@@ -409,8 +410,8 @@ DecodeStatus MtaCsvDecoder::DecodeFields(std::string_view line, const std::strin
   }
   // A file holds a few dates over many rows: the last one parsed is kept.
   const std::string_view date = f[kDate];
-  if (date.size() != last_date_len_ || date.size() > sizeof last_date_ ||
-      std::memcmp(date.data(), last_date_, date.size()) != 0) {
+  if (date.size() != last_date_len_ ||
+      !base::ShortEqual(date, std::string_view(last_date_, date.size()))) {
     int64_t day;
     if (!ParseDate(date, &day)) return DecodeStatus::kBadTime;
     if (date.size() <= sizeof last_date_) {

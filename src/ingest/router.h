@@ -133,8 +133,10 @@ class Router {
   bool SameAsLast(const decode::Record& record) const {
     if (last_.batch == nullptr) return false;
     const char* arena = last_.batch->arena.data();
-    return record.device == std::string_view(arena + last_.device_off, last_.device_len) &&
-           record.station == std::string_view(arena + last_.station_off, last_.station_len);
+    return base::ShortEqual(record.device,
+                            std::string_view(arena + last_.device_off, last_.device_len)) &&
+           base::ShortEqual(record.station,
+                            std::string_view(arena + last_.station_off, last_.station_len));
   }
   // Batches this source can still take without waiting: not yet made, or handed back.
   size_t Available() const { return capacity_ - total_ + free_.size_approx(); }

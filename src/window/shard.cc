@@ -174,7 +174,7 @@ void Shard::Add(const RecordBatch& batch, const RoutedRecord& r) {
     d.x0 = r.exits;
     // The device remembers its station: comparing the name is cheaper than looking it up.
     if (inserted || d.slot != r.partition ||
-        (!same_station && station_names_[d.station] != batch.Station(r))) {
+        (!same_station && !base::ShortEqual(station_names_[d.station], batch.Station(r)))) {
       d.slot = r.partition;
       d.station = StationId({batch.Station(r), r.station_hash});
     }

@@ -188,7 +188,7 @@ class Shard {
     const Shard* shard;
     bool operator()(uint32_t a, uint32_t b) const { return a == b; }
     bool operator()(uint32_t id, const base::Prehashed& k) const {
-      return shard->station_names_[id] == k.s;
+      return base::ShortEqual(shard->station_names_[id], k.s);
     }
     bool operator()(const base::Prehashed& k, uint32_t id) const { return (*this)(id, k); }
   };
