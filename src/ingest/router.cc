@@ -55,7 +55,7 @@ void Router::Send(size_t shard) {
   window::RecordBatch* b = pending_[shard];
   pending_[shard] = nullptr;
   if (b == last_.batch) last_.batch = nullptr;  // the shard's now, and will come back cleared
-  b->progress = sent_progress_[shard];  // records first; new progress travels with Flush()
+  b->progress = sent_progress_[shard];          // records first; new progress travels with Flush()
   shards_[shard]->depth.fetch_add(1, std::memory_order_relaxed);
   shards_[shard]->queue.enqueue(b);
 }
