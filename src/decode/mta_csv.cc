@@ -425,9 +425,9 @@ DecodeStatus MtaCsvDecoder::DecodeFields(std::string_view line, const std::strin
   int64_t time_of_day;
   if (!ParseTime(f[kTime], &time_of_day)) return DecodeStatus::kBadTime;
   const int64_t local_seconds = last_day_seconds_ + time_of_day;
-  DecodeStatus s = scan::ParseCounter(f[kEntries], &out->entries);
+  DecodeStatus s = scan::ParseCounterIn(line.data(), f[kEntries], &out->entries);
   if (s != DecodeStatus::kOk) return s;
-  s = scan::ParseCounter(f[kExits], &out->exits);
+  s = scan::ParseCounterIn(line.data(), f[kExits], &out->exits);
   if (s != DecodeStatus::kOk) return s;
 
   if (!quoted) {

@@ -5,6 +5,7 @@
 // record. Functions return false (or a status) on bad input; none throws.
 #pragma once
 
+#include <bit>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
@@ -92,6 +93,56 @@ inline DecodeStatus ParseCounter(std::string_view s, int64_t* out) {
     }
   }
   return ParseInt64(Trim(s), out);
+}
+
+// Eight ASCII bytes, the first in the lowest byte, as the number they spell if all are digits.
+// Three multiplies fold neighbouring digits pairwise: 8 digits -> 4 two-digit lanes -> 2
+// four-digit lanes -> 1.
+inline bool EightDigits(uint64_t x, uint64_t* out) {
+  // A digit is 0x30..0x39: its high nibble is 3, and adding 6 does not carry out of the low one.
+  constexpr uint64_t kHigh = 0xF0F0F0F0F0F0F0F0ULL;
+  if (((x & kHigh) | (((x + 0x0606060606060606ULL) & kHigh) >> 4)) != 0x3333333333333333ULL) {
+    return false;
+  }
+  x -= 0x3030303030303030ULL;
+  x = ((x * 10) + (x >> 8)) & 0x00FF00FF00FF00FFULL;    // lane i: 10*d[2i] + d[2i+1]
+  x = ((x * 100) + (x >> 16)) & 0x0000FFFF0000FFFFULL;  // 4-digit lanes
+  *out = ((x * 10000) + (x >> 32)) & 0xFFFFFFFFULL;     // the 8-digit value
+  return true;
+}
+
+// The up to 8 bytes that end at `end`, as a number if they are all digits. Reads the 8 bytes
+// before `end`, which the caller guarantees are readable; those before the field count as '0'.
+// REQUIRES: 1 <= len <= 8.
+inline bool DigitsEndingAt(const char* end, size_t len, uint64_t* out) {
+  uint64_t x;
+  std::memcpy(&x, end - 8, 8);
+  const uint64_t keep = ~uint64_t{0} << (8 * (8 - len));  // the field's bytes are the high ones
+  return EightDigits((x & keep) | (0x3030303030303030ULL & ~keep), out);
+}
+
+// ParseCounter for a field of a line that starts at `begin`. A field of up to 8 digits that
+// ends 8 bytes or more into the line (every counter of a CSV row does), or of 9 to 16 that ends
+// 16 or more into it, is read 8 bytes at a time, with no loop over its digits.
+inline DecodeStatus ParseCounterIn(const char* begin, std::string_view s, int64_t* out) {
+  if constexpr (std::endian::native == std::endian::little) {
+    const char* const end = s.data() + s.size();
+    const auto room = static_cast<size_t>(end - begin);
+    uint64_t lo;
+    uint64_t hi;
+    if (!s.empty() && s.size() <= 8 && room >= 8) {
+      if (DigitsEndingAt(end, s.size(), &lo)) {
+        *out = static_cast<int64_t>(lo);
+        return DecodeStatus::kOk;
+      }
+    } else if (s.size() > 8 && s.size() <= 16 && room >= 16) {
+      if (DigitsEndingAt(end, 8, &lo) && DigitsEndingAt(end - 8, s.size() - 8, &hi)) {
+        *out = static_cast<int64_t>(hi * 100000000ULL + lo);
+        return DecodeStatus::kOk;
+      }
+    }
+  }
+  return ParseCounter(s, out);
 }
 
 // Seconds since 1970-01-01T00:00:00 of a validated civil date and time, in whatever zone the

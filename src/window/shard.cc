@@ -96,7 +96,18 @@ void Shard::NoteConflict(uint32_t station, int32_t slot) {
 }
 
 Shard::Bucket* Shard::BucketFor(int64_t start) {
-  if (start == cached_start_) return cached_bucket_;
+  // The last window used, or one beside it: a device's readings come in time order, so the
+  // next record's window is usually the next one (and a hopping record's windows are visited
+  // from the latest down). Only a jump pays for the search.
+  if (cached_ < buckets_.size()) {
+    if (buckets_[cached_].start == start) return buckets_[cached_].bucket.get();
+    if (cached_ + 1 < buckets_.size() && buckets_[cached_ + 1].start == start) {
+      return buckets_[++cached_].bucket.get();
+    }
+    if (cached_ > 0 && buckets_[cached_ - 1].start == start) {
+      return buckets_[--cached_].bucket.get();
+    }
+  }
   auto it = std::lower_bound(buckets_.begin(), buckets_.end(), start,
                              [](const OpenWindow& w, int64_t s) { return w.start < s; });
   if (it == buckets_.end() || it->start != start) {
@@ -109,9 +120,8 @@ Shard::Bucket* Shard::BucketFor(int64_t start) {
     }
     it = buckets_.insert(it, OpenWindow{start, std::move(b)});
   }
-  cached_start_ = start;
-  cached_bucket_ = it->bucket.get();
-  return cached_bucket_;
+  cached_ = static_cast<size_t>(it - buckets_.begin());
+  return it->bucket.get();
 }
 
 void Shard::Process(const RecordBatch& batch) {
@@ -286,10 +296,7 @@ void Shard::Drop(int32_t slot) {
     Bucket& bucket = *b->bucket;
     open_windows_ -= bucket.EraseIf([slot](uint32_t, const Agg& a) { return a.slot == slot; });
     if (bucket.empty()) {
-      if (cached_start_ == b->start) {
-        cached_start_ = kNoTime;
-        cached_bucket_ = nullptr;
-      }
+      cached_ = SIZE_MAX;  // the positions after it move
       spare_.push_back(std::move(b->bucket));
       b = buckets_.erase(b);
     } else {
@@ -425,14 +432,11 @@ void Shard::CloseThrough(int64_t through) {
     w.bucket->ForEach(
         [&](uint32_t station, const Agg& agg) { AppendRow(station, w.start, agg, true, &rows); });
     open_windows_ -= w.bucket->size();
-    if (cached_start_ == w.start) {
-      cached_start_ = kNoTime;
-      cached_bucket_ = nullptr;
-    }
     w.bucket->Clear();
     spare_.push_back(std::move(w.bucket));
   }
   buckets_.erase(buckets_.begin(), buckets_.begin() + static_cast<std::ptrdiff_t>(closed));
+  if (closed > 0) cached_ = SIZE_MAX;  // the positions moved
   stats_.windows_emitted += rows.size();
   // An empty emit still carries the watermark, so downstream knows how far this shard is.
   output_->Emit(id_, std::move(rows), watermark_, max_append_ms_);

@@ -217,8 +217,7 @@ class Shard {
   // allocates nothing per window once the tables have grown.
   std::vector<OpenWindow> buckets_;
   std::vector<std::unique_ptr<Bucket>> spare_;
-  int64_t cached_start_ = kNoTime;
-  Bucket* cached_bucket_ = nullptr;
+  size_t cached_ = SIZE_MAX;  // position in buckets_ of the last window used; reset when they move
   size_t open_windows_ = 0;
   std::vector<SourceProgress> sources_;
   // When a source last went from idle to active: for idle_timeout after, the sources still
