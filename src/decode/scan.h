@@ -124,7 +124,8 @@ inline bool DigitsEndingAt(const char* end, size_t len, uint64_t* out) {
 // ParseCounter for a field of a line that starts at `begin`. A field of up to 8 digits that
 // ends 8 bytes or more into the line (every counter of a CSV row does), or of 9 to 16 that ends
 // 16 or more into it, is read 8 bytes at a time, with no loop over its digits.
-inline DecodeStatus ParseCounterIn(const char* begin, std::string_view s, int64_t* out) {
+[[gnu::always_inline]] inline DecodeStatus ParseCounterIn(const char* begin, std::string_view s,
+                                                          int64_t* out) {
   if constexpr (std::endian::native == std::endian::little) {
     const char* const end = s.data() + s.size();
     const auto room = static_cast<size_t>(end - begin);

@@ -27,7 +27,12 @@ class WindowAssigner {
   // Calls fn(start) for every window containing t, latest first.
   template <typename Fn>
   void ForEach(int64_t t, Fn&& fn) const {
-    for (int64_t s = LastStart(t); s > t - size_; s -= slide_) fn(s);
+    ForEachFrom(LastStart(t), t, fn);
+  }
+  // ForEach, given last_start == LastStart(t).
+  template <typename Fn>
+  void ForEachFrom(int64_t last_start, int64_t t, Fn&& fn) const {
+    for (int64_t s = last_start; s > t - size_; s -= slide_) fn(s);
   }
   // The end of the latest window containing t: once the watermark reaches it, every window
   // of t has closed.

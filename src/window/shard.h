@@ -162,6 +162,9 @@ class Shard {
   // sum + v, held at INT64_MAX / INT64_MIN instead of overflowing (counted, logged once).
   int64_t SaturatingAdd(int64_t sum, int64_t v);
   Bucket* BucketFor(int64_t start);
+  // assigner_.LastStart(t), without a division when t is in the same window as the last call's
+  // or the next one.
+  int64_t LastStart(int64_t t);
   void ApplyProgress(const RecordBatch& batch);
   // Emits and forgets every window whose end is at or before `through`.
   void CloseThrough(int64_t through);
@@ -219,6 +222,8 @@ class Shard {
   std::vector<std::unique_ptr<Bucket>> spare_;
   size_t cached_ = SIZE_MAX;  // position in buckets_ of the last window used; reset when they move
   size_t open_windows_ = 0;
+  int64_t last_start_ = 0;  // the last LastStart() result, if have_last_start_
+  bool have_last_start_ = false;
   std::vector<SourceProgress> sources_;
   // When a source last went from idle to active: for idle_timeout after, the sources still
   // idle hold the watermark back at their lowest high mark, since their own records may be
