@@ -219,6 +219,52 @@ TEST_CASE("hopping windows: a record counts in size/slide windows") {
   CHECK(t.count({"S", 0}) == 0);
 }
 
+TEST_CASE("records in any order land in the windows the rule gives, with or without hopping") {
+  // The shard remembers the last window start and steps to the next one without dividing;
+  // jumps back, far ahead, across the epoch and at the windows' edges must still be exact.
+  const int64_t m = 60 * 1000;
+  const int64_t times[] = {
+      7 * kH + 5,      7 * kH + 6,      8 * kH,         12 * kH - 1, 12 * kH,
+      3 * kH,          4 * kH - 1,      4 * kH,         -1,          0,
+      -5 * kH - 7,     -5 * kH + 1,     9 * kH + 7,     13 * kH,     1000 * kH + 3,
+      1001 * kH,       1002 * kH - 1,   7 * kH + 5 + m, -1000 * kH,  2 * kH,
+      2 * kH + 15 * m, 2 * kH + 30 * m,
+  };
+  struct Shape {
+    config::WindowType type;
+    int64_t size, slide, offset;
+  };
+  for (const Shape& w : {Shape{config::WindowType::kTumbling, 4 * kH, 0, 0},
+                         Shape{config::WindowType::kTumbling, 4 * kH, 0, 13 * m},
+                         Shape{config::WindowType::kHopping, 4 * kH, kH, 7 * m},
+                         Shape{config::WindowType::kHopping, kH, 15 * m, 0}}) {
+    CAPTURE(w.size);
+    CAPTURE(w.slide);
+    CAPTURE(w.offset);
+    Collector out;
+    ShardOptions o = Tumbling4h(config::CounterMode::kDelta);
+    o.window.type = w.type;
+    o.window.size = w.size;
+    o.window.slide = w.slide;
+    o.window.offset = w.offset;
+    Shard shard(0, o, &out);
+    const int64_t slide = o.window.EffectiveSlide();
+    std::map<std::pair<std::string, int64_t>, std::tuple<int64_t, int64_t, int64_t>> want;
+    Feed f;
+    int64_t n = 1;
+    for (const int64_t t : times) {
+      f.Add("S", "D", t, n, 0);
+      // Every start offset + k*slide with start <= t < start + size, found by counting.
+      for (int64_t s = w.offset - 2000 * kH; s <= t; s += slide) {
+        if (t < s + w.size) std::get<0>(want[{"S", s}]) += n, std::get<2>(want[{"S", s}]) += 1;
+      }
+      ++n;
+    }
+    f.Progress(kNoTime, true).SendTo(shard);
+    CHECK(out.Table() == want);
+  }
+}
+
 TEST_CASE("the watermark is the minimum over sources, and idle sources do not hold it back") {
   Collector out;
   ShardOptions o = Tumbling4h(config::CounterMode::kDelta);
