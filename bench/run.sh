@@ -9,6 +9,8 @@
 # cannot be had is skipped.
 #
 # Checkpoints: bench/checkpoint.cc times the export, encoding and write of 1 M open windows.
+# Stages: bench/stages.cc times the decoder alone and one shard alone, on one thread, over the
+#   plain 2024 weeks: the pipeline's CPU per record less these is what its threads cost.
 # File path: the real MTA weeks (../shared/data/mta beside the repository) through
 #   `turnstiled run` with a file source, cumulative counters, 4 h tumbling windows,
 #   America/New_York, from plain text (decompressed into a temp dir first) and from .zst,
@@ -61,7 +63,7 @@ if [[ $do_build -eq 1 ]]; then
     cmake -S "$repo" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
   fi
   cmake --build "$build" --target turnstiled turnstiled_bare_consumer turnstiled_bench_timed \
-    turnstiled_bench_checkpoint turnstiled_bench_sync_floor > /dev/null
+    turnstiled_bench_checkpoint turnstiled_bench_stages turnstiled_bench_sync_floor > /dev/null
 fi
 bin="$build/turnstiled"
 bare="$build/bench/turnstiled_bare_consumer"
@@ -543,3 +545,5 @@ fi
 # Checkpoint cost (SPEC §6): export, encode and write the state of 1 M open windows over 6
 # partitions, into this run's temp dir.
 echo "$("$build/bench/turnstiled_bench_checkpoint" --windows 1000000 --partitions 6 --dir "$tmp/ckpt")"
+# The decoder and one shard alone, one thread, the plain 2024 weeks (bench/stages.cc).
+echo "$("$build/bench/turnstiled_bench_stages" --rounds 5 "$tmp"/plain/turnstile_24*.txt)"
