@@ -44,8 +44,9 @@ class MtaCsvDecoder final : public Decoder {
   DecodeStatus DecodeScanned(std::string_view line, const LineScan& scan, Record* out);
   // The general path: one trimmed, non-empty, non-header, valid UTF-8 line, quotes allowed.
   DecodeStatus DecodeLine(std::string_view line, Record* out);
-  // Checks and converts the n (11 or 13) fields of a row. `quoted` says the key fields are
-  // not contiguous bytes of `line`.
+  // Checks and converts the n (11 or 13) fields of a row. Reads only f[0..3] and the DATE,
+  // TIME, ENTRIES and EXITS fields (6, 7, 9, 10). `quoted` says the key fields are not
+  // contiguous bytes of `line`.
   DecodeStatus DecodeFields(std::string_view line, const std::string_view* f, size_t n, bool quoted,
                             Record* out);
 
