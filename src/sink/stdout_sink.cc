@@ -38,23 +38,22 @@ size_t PrintableWidth(std::string_view s) {
   return width;
 }
 
-// Length of AppendIsoUtc(ms): remembers the last one, as a batch's rows share few window bounds.
-class IsoWidth {
+// AppendIsoUtc(ms), remembered for the last ms: a batch's rows share few window bounds (every
+// station's row of a window has the same two), so most rows copy the text instead of making it.
+class IsoText {
  public:
-  size_t operator()(int64_t ms) {
-    if (ms != last_ms_ || width_ == 0) {
-      scratch_.clear();
-      base::AppendIsoUtc(ms, &scratch_);
+  std::string_view operator()(int64_t ms) {
+    if (ms != last_ms_ || text_.empty()) {
+      text_.clear();
+      base::AppendIsoUtc(ms, &text_);
       last_ms_ = ms;
-      width_ = scratch_.size();
     }
-    return width_;
+    return text_;
   }
 
  private:
-  std::string scratch_;
+  std::string text_;
   int64_t last_ms_ = 0;
-  size_t width_ = 0;
 };
 
 }  // namespace
@@ -78,11 +77,11 @@ base::Status StdoutSink::Flush() {
   };
   std::array<size_t, kShownColumns> width{};
   for (int c = 0; c < kShownColumns; ++c) width[c] = std::strlen(window::kColumns[c]);
-  IsoWidth start_width, end_width;
+  IsoText start_text, end_text;
   for (const window::WindowRow& r : buffer_) {
     width[0] = std::max(width[0], PrintableWidth(r.station));
-    width[1] = std::max(width[1], start_width(r.window_start_ms));
-    width[2] = std::max(width[2], end_width(r.window_end_ms));
+    width[1] = std::max(width[1], start_text(r.window_start_ms).size());
+    width[2] = std::max(width[2], end_text(r.window_end_ms).size());
     size_t len[3];
     numbers(r, len);
     for (int c = 0; c < 3; ++c) width[3 + c] = std::max(width[3 + c], len[c]);
@@ -116,13 +115,13 @@ base::Status StdoutSink::Flush() {
     AppendPrintable(r.station, &text);
     text.append(width[0] - PrintableWidth(r.station), ' ');
     text += '|';
-    size_t at = text.size();
-    base::AppendIsoUtc(r.window_start_ms, &text);
-    text.append(width[1] - (text.size() - at), ' ');
+    const std::string_view start = start_text(r.window_start_ms);
+    text += start;
+    text.append(width[1] - start.size(), ' ');
     text += '|';
-    at = text.size();
-    base::AppendIsoUtc(r.window_end_ms, &text);
-    text.append(width[2] - (text.size() - at), ' ');
+    const std::string_view end = end_text(r.window_end_ms);
+    text += end;
+    text.append(width[2] - end.size(), ' ');
     text += '|';
     size_t len[3];
     numbers(r, len);
