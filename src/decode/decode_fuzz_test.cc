@@ -15,6 +15,7 @@
 
 #include "decode/decode_test_util.h"
 #include "decode/decoder.h"
+#include "decode/mta_csv.h"
 
 using namespace turnstiled;
 using namespace turnstiled::decode;
@@ -195,9 +196,14 @@ TEST_CASE("lines longer than the scanner's 16-byte blocks, at every alignment") 
 }
 
 TEST_CASE("DecodeLines over many lines at once says what Decode says of each line") {
-  for (const FormatType type : {FormatType::kMtaCsv, FormatType::kSeedCsv}) {
+  // mta-csv twice: with the CPU's scan loop (AVX2 here) and with the baseline (SSE2) one.
+  for (const auto& [type, baseline] :
+       {std::pair{FormatType::kMtaCsv, false}, std::pair{FormatType::kMtaCsv, true},
+        std::pair{FormatType::kSeedCsv, false}}) {
     CAPTURE(config::Name(type));
+    CAPTURE(baseline);
     auto chunked = Make(type, "America/New_York", 4096);
+    if (baseline) dynamic_cast<MtaCsvDecoder&>(*chunked).UseBaselineScanForTesting();
     auto single = Make(type, "America/New_York", 4096);
     const std::vector<std::string> seeds = Seeds(type);
     Rng rng{0x6c696e6573ULL + static_cast<uint64_t>(type)};

@@ -100,9 +100,13 @@ Tally DecodeWeek(const std::string& path, Decoder* d) {
   std::string_view chunk;
   Record r;
   auto chunked = Make(config::FormatType::kMtaCsv, "America/New_York");
+  auto baseline = Make(config::FormatType::kMtaCsv, "America/New_York");
+  dynamic_cast<MtaCsvDecoder&>(*baseline).UseBaselineScanForTesting();
   while ((*reader)->Next(&chunk)) {
-    // The file source's path, DecodeLines() over the whole chunk, agrees line by line.
+    // The file source's path, DecodeLines() over the whole chunk, agrees line by line, with
+    // the CPU's scan loop and with the baseline (SSE2) one.
     CheckDecodeLinesMatches(chunked.get(), d, chunk);
+    CheckDecodeLinesMatches(baseline.get(), d, chunk);
     while (!chunk.empty()) {
       const size_t nl = chunk.find('\n');
       const std::string_view line = chunk.substr(0, nl);

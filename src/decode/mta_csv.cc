@@ -218,8 +218,9 @@ DecodeStatus MtaCsvDecoder::DecodeScannedLine(std::string_view line, const LineS
   return DecodeScanned(line, scan, out);
 }
 
-int64_t MtaCsvDecoder::ScanChunk(std::string_view chunk, LineHandler* handler,
-                                 BlockMasks (*masks)(const char*)) {
+template <BlockMasks (*kMasks)(const char*)>
+[[gnu::always_inline]] inline int64_t MtaCsvDecoder::ScanChunk(std::string_view chunk,
+                                                               LineHandler* handler) {
   const char* const data = chunk.data();
   const size_t n = chunk.size();
   Record rec;
@@ -254,11 +255,11 @@ int64_t MtaCsvDecoder::ScanChunk(std::string_view chunk, LineHandler* handler,
   for (size_t base = 0; base < n; base += 64) {
     BlockMasks m;
     if (base + 64 <= n) {
-      m = masks(data + base);
+      m = kMasks(data + base);
     } else {
       std::memset(tail, 0, sizeof tail);  // NUL is none of the bytes looked for
       std::memcpy(tail, data + base, n - base);
-      m = masks(tail);
+      m = kMasks(tail);
     }
     uint64_t nl = m.newline;
     uint64_t cm = m.comma;
@@ -285,23 +286,34 @@ int64_t MtaCsvDecoder::ScanChunk(std::string_view chunk, LineHandler* handler,
   return lines;
 }
 
-int64_t MtaCsvDecoder::DecodeLines(std::string_view chunk, LineHandler* handler) {
-  // Chosen once; a call per 64 bytes costs little next to the lines' decoding.
-  static BlockMasks (*const masks)(const char*) = [] {
 #if defined(__x86_64__)
-    if (HaveAvx2()) return &MasksAvx2;
+// The whole loop is compiled for AVX2, with MasksAvx2 inlined into it; it runs only where the
+// CPU has AVX2.
+__attribute__((target("avx2"))) int64_t MtaCsvDecoder::ScanChunkAvx2(std::string_view chunk,
+                                                                     LineHandler* handler) {
+  return ScanChunk<MasksAvx2>(chunk, handler);
+}
 #endif
+
+int64_t MtaCsvDecoder::ScanChunkBaseline(std::string_view chunk, LineHandler* handler) {
 #if defined(__SSE2__)
-    return &MasksSse2;
+  return ScanChunk<MasksSse2>(chunk, handler);
 #else
-    return &MasksScalar;
+  return ScanChunk<MasksScalar>(chunk, handler);
 #endif
-  }();
-  return ScanChunk(chunk, handler, masks);
+}
+
+int64_t MtaCsvDecoder::DecodeLines(std::string_view chunk, LineHandler* handler) {
+#if defined(__x86_64__)
+  if (avx2_) return ScanChunkAvx2(chunk, handler);
+#endif
+  return ScanChunkBaseline(chunk, handler);
 }
 
 MtaCsvDecoder::MtaCsvDecoder(base::LocalTimeConverter zone, int64_t max_message_bytes)
-    : max_message_bytes_(static_cast<size_t>(max_message_bytes)), zone_(std::move(zone)) {}
+    : max_message_bytes_(static_cast<size_t>(max_message_bytes)),
+      avx2_(HaveAvx2()),
+      zone_(std::move(zone)) {}
 
 bool MtaCsvDecoder::IsHeader(std::string_view line) {
   const char* comma = static_cast<const char*>(std::memchr(line.data(), ',', line.size()));

@@ -35,11 +35,19 @@ class MtaCsvDecoder final : public Decoder {
   // True if `line` is a header row: its first field, trimmed and unquoted, is `C/A` or `CA`.
   static bool IsHeader(std::string_view line);
 
+  // For tests: DecodeLines() scans with the baseline (SSE2) loop even where the CPU has AVX2.
+  void UseBaselineScanForTesting() { avx2_ = false; }
+
  private:
   // The rest of a line once its commas are known: the common shape goes straight to the
   // fields, the rare ones (quotes, non-ASCII, leading blanks) to Decode().
   DecodeStatus DecodeScannedLine(std::string_view line, const LineScan& scan, Record* out);
-  int64_t ScanChunk(std::string_view chunk, LineHandler* handler, BlockMasks (*masks)(const char*));
+  // Splits the chunk into lines with kMasks (one 64-byte block at a time) and decodes each.
+  // Instantiated once per instruction set, so that kMasks is inlined into the loop.
+  template <BlockMasks (*kMasks)(const char*)>
+  int64_t ScanChunk(std::string_view chunk, LineHandler* handler);
+  int64_t ScanChunkAvx2(std::string_view chunk, LineHandler* handler);
+  int64_t ScanChunkBaseline(std::string_view chunk, LineHandler* handler);
   // The fast path: an ASCII line without quotes or leading blanks, already split by ScanLine.
   DecodeStatus DecodeScanned(std::string_view line, const LineScan& scan, Record* out);
   // The general path: one trimmed, non-empty, non-header, valid UTF-8 line, quotes allowed.
@@ -52,6 +60,7 @@ class MtaCsvDecoder final : public Decoder {
 
   // Constant after construction.
   const size_t max_message_bytes_;
+  bool avx2_;  // DecodeLines() uses ScanChunkAvx2 (the CPU has AVX2, unless a test says not)
   // Owned by the calling thread.
   base::LocalTimeConverter zone_;  // caches per-day offsets, hence not const
   std::string device_;             // device of a row whose key fields are quoted; reused
