@@ -1,9 +1,9 @@
 // Sink: where window rows go. One implementation per `sinks[].type`, picked by MakeSink().
 //
-// Lifecycle: Open() -> Write(rows)* -> Flush() ... -> Close(). All calls come from a single
-// writer thread, so an implementation needs no locks. Retry, batching and timing live once,
-// in the WriterPool, not in each sink: a sink returns kUnavailable and the pool retries the
-// same rows later (so Write must be idempotent for a batch it failed on).
+// Lifecycle: Open() -> Write(rows)* (the pool calls WriteBatch) -> Flush() ... -> Close(). All
+// calls come from a single writer thread, so an implementation needs no locks. Retry, batching and
+// timing live once, in the WriterPool, not in each sink: a sink returns kUnavailable and the pool
+// retries the same rows later (so Write must be idempotent for a batch it failed on).
 //
 // Durability: rows passed to Write() are safe only after Flush() returns OK. The pool
 // acknowledges rows (and so lets offsets be committed) only after a successful Flush().
@@ -19,6 +19,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "config/config.h"
@@ -26,11 +27,17 @@
 
 namespace turnstiled::sink {
 
+// A batch of rows as shards emit it, shared by every sink it goes to.
+using RowBatchPtr = std::shared_ptr<const std::vector<window::WindowRow>>;
+
 class Sink {
  public:
   virtual ~Sink() = default;
   virtual base::Status Open() = 0;
   virtual base::Status Write(std::span<const window::WindowRow> rows) = 0;
+  // Write(*rows), called by the WriterPool. A sink that only reads its rows at Flush() may keep
+  // the batch itself, until then, instead of copying the rows.
+  virtual base::Status WriteBatch(const RowBatchPtr& rows) { return Write(*rows); }
   virtual base::Status Flush() = 0;
   virtual base::Status Close() = 0;
   // Payload bytes made durable so far (for turnstiled_sink_bytes_total). Writer thread only.

@@ -68,6 +68,46 @@ TEST_CASE("the stdout sink prints one aligned table per flush") {
         "\n");
 }
 
+TEST_CASE("the stdout sink keeps a batch given whole, and prints it in order with copied rows") {
+  char* text = nullptr;
+  size_t size = 0;
+  std::FILE* out = open_memstream(&text, &size);
+  {
+    StdoutSink sink(out);
+    auto first = std::make_shared<std::vector<window::WindowRow>>(
+        std::vector<window::WindowRow>{MakeRow("A", kJan6, kJan6 + 4 * 3600000, 1)});
+    std::vector<window::WindowRow> second = {MakeRow("BB", kJan6, kJan6 + 4 * 3600000, 22)};
+    auto third = std::make_shared<std::vector<window::WindowRow>>(
+        std::vector<window::WindowRow>{MakeRow("CCC", kJan6, kJan6 + 4 * 3600000, 333)});
+    REQUIRE(sink.WriteBatch(first).ok());
+    REQUIRE(sink.Write(second).ok());
+    REQUIRE(sink.WriteBatch(std::make_shared<const std::vector<window::WindowRow>>()).ok());
+    REQUIRE(sink.WriteBatch(third).ok());
+    // The pool lets go of its batches once they are written, and Write()'s caller may reuse
+    // its rows: the sink still has what it needs at Flush().
+    first.reset();
+    third.reset();
+    second[0].station = "changed";
+    REQUIRE(sink.Flush().ok());
+    REQUIRE(sink.Flush().ok());  // nothing new: nothing printed
+  }
+  std::fclose(out);
+  const std::string printed(text, size);
+  std::free(text);
+  CHECK(printed ==
+        "-------------------------------------------\n"
+        "Batch: 0\n"
+        "-------------------------------------------\n"
+        "+-------+--------------------+--------------------+-------+-----+------+\n"
+        "|station|window_start        |window_end          |entries|exits|events|\n"
+        "+-------+--------------------+--------------------+-------+-----+------+\n"
+        "|A      |2024-01-06T00:00:00Z|2024-01-06T04:00:00Z|      1|    2|     3|\n"
+        "|BB     |2024-01-06T00:00:00Z|2024-01-06T04:00:00Z|     22|   44|     3|\n"
+        "|CCC    |2024-01-06T00:00:00Z|2024-01-06T04:00:00Z|    333|  666|     3|\n"
+        "+-------+--------------------+--------------------+-------+-----+------+\n"
+        "\n");
+}
+
 TEST_CASE("the stdout sink prints a batch larger than its write buffer as one aligned table") {
   char* text = nullptr;
   size_t size = 0;

@@ -59,12 +59,20 @@ class IsoText {
 }  // namespace
 
 base::Status StdoutSink::Write(std::span<const window::WindowRow> rows) {
-  buffer_.insert(buffer_.end(), rows.begin(), rows.end());
+  if (!rows.empty()) {
+    held_.push_back(
+        std::make_shared<const std::vector<window::WindowRow>>(rows.begin(), rows.end()));
+  }
+  return {};
+}
+
+base::Status StdoutSink::WriteBatch(const RowBatchPtr& rows) {
+  if (!rows->empty()) held_.push_back(rows);
   return {};
 }
 
 base::Status StdoutSink::Flush() {
-  if (buffer_.empty()) return {};
+  if (held_.empty()) return {};
   // One pass for the column widths, one to write: the cells are formatted straight into the
   // text, with no string per cell.
   char num[3][24];
@@ -78,14 +86,19 @@ base::Status StdoutSink::Flush() {
   std::array<size_t, kShownColumns> width{};
   for (int c = 0; c < kShownColumns; ++c) width[c] = std::strlen(window::kColumns[c]);
   IsoText start_text, end_text;
-  for (const window::WindowRow& r : buffer_) {
+  auto each_row = [&](auto&& fn) {
+    for (const RowBatchPtr& batch : held_) {
+      for (const window::WindowRow& r : *batch) fn(r);
+    }
+  };
+  each_row([&](const window::WindowRow& r) {
     width[0] = std::max(width[0], PrintableWidth(r.station));
     width[1] = std::max(width[1], start_text(r.window_start_ms).size());
     width[2] = std::max(width[2], end_text(r.window_end_ms).size());
     size_t len[3];
     numbers(r, len);
     for (int c = 0; c < 3; ++c) width[3 + c] = std::max(width[3 + c], len[c]);
-  }
+  });
   // The table goes out through one buffer, kept from flush to flush and written whenever it
   // holds kWriteBytes, so a large batch needs no memory of its size.
   std::string& text = text_;
@@ -110,7 +123,7 @@ base::Status StdoutSink::Flush() {
   }
   text += '\n';
   text += rule;
-  for (const window::WindowRow& r : buffer_) {
+  each_row([&](const window::WindowRow& r) {
     text += '|';
     AppendPrintable(r.station, &text);
     text.append(width[0] - PrintableWidth(r.station), ' ');
@@ -132,14 +145,14 @@ base::Status StdoutSink::Flush() {
     }
     text += '\n';
     if (text.size() >= kWriteBytes) write_out();
-  }
+  });
   text += rule;
   text += '\n';
   write_out();
   if (!written || std::fflush(out_) != 0) {
     return base::Status::IoError(std::string("stdout: ") + std::strerror(errno));
   }
-  buffer_.clear();
+  held_.clear();
   ++batch_;
   return {};
 }

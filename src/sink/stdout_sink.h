@@ -32,6 +32,8 @@ class StdoutSink final : public Sink {
 
   base::Status Open() override { return {}; }
   base::Status Write(std::span<const window::WindowRow> rows) override;
+  // Keeps the batch until the next Flush(), which prints it: no copy of its rows.
+  base::Status WriteBatch(const RowBatchPtr& rows) override;
   base::Status Flush() override;
   base::Status Close() override { return Flush(); }
 
@@ -39,7 +41,9 @@ class StdoutSink final : public Sink {
   static constexpr size_t kWriteBytes = 1 << 20;
 
   std::FILE* const out_;  // borrowed
-  std::vector<window::WindowRow> buffer_;
+  // What the next Flush() prints, in order: batches kept whole, and rows copied by Write()
+  // (held in batches of their own).
+  std::vector<RowBatchPtr> held_;
   std::string text_;  // the table being printed, up to about kWriteBytes at a time
   int64_t batch_ = 0;
 };

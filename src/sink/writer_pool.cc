@@ -303,7 +303,8 @@ void WriterPool::Run(Writer* w) {
     bool force = false;
     if (item.rows != nullptr) {
       if (!item.rows->empty()) {
-        if (!Retry(w, "write", item.rows->size(), [&] { return sink.Write(*item.rows); })) break;
+        if (!Retry(w, "write", item.rows->size(), [&] { return sink.WriteBatch(item.rows); }))
+          break;
         unflushed_rows += item.rows->size();
         unflushed_emits.emplace_back(item.emitted, item.append_ms);
       }

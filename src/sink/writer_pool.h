@@ -39,8 +39,6 @@
 
 namespace turnstiled::sink {
 
-using RowBatchPtr = std::shared_ptr<const std::vector<window::WindowRow>>;
-
 class WriterPool {
  public:
   struct Entry {
