@@ -1,6 +1,7 @@
 #include <doctest/doctest.h>
 #include <pthread.h>
 
+#include <cstdio>
 #include <string>
 #include <thread>
 
@@ -45,6 +46,56 @@ TEST_CASE("civil days round-trip and ISO times are UTC with a Z") {
   CHECK_FALSE(IsValidDate(2023, 2, 29));
   CHECK(FloorDiv(-1, 4) == -1);
   CHECK(FloorMod(-1, 4) == 3);
+}
+
+TEST_CASE("ISO times agree with a printf of the civil date, whichever day was formatted last") {
+  // AppendIsoUtc keeps the last day's date text per thread: times that jump between days, across
+  // the epoch and a year's end, and to years it cannot cache (past 9999, before 0), must each
+  // read as their own.
+  auto expected = [](int64_t ms) {
+    const int64_t secs = FloorDiv(ms, 1000);
+    const int64_t sod = FloorMod(secs, 86400);
+    const CivilDate d = CivilFromDays(FloorDiv(secs, 86400));
+    char buf[64];
+    int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld",
+                          static_cast<long long>(d.year), d.month, d.day,
+                          static_cast<long long>(sod / 3600), static_cast<long long>(sod / 60 % 60),
+                          static_cast<long long>(sod % 60));
+    if (FloorMod(ms, 1000) != 0) {
+      n += std::snprintf(buf + n, sizeof buf - n, ".%03lld",
+                         static_cast<long long>(FloorMod(ms, 1000)));
+    }
+    return std::string(buf, static_cast<size_t>(n)) + "Z";
+  };
+  const int64_t day = 86400000;
+  const int64_t nye = DaysFromCivil(2023, 12, 31) * day;
+  const int64_t far = DaysFromCivil(10000, 1, 1) * day;
+  const int64_t times[] = {nye,
+                           nye + day - 1,
+                           nye + day,
+                           nye - 1,
+                           nye + 7,
+                           0,
+                           -1,
+                           -day,
+                           1500,
+                           far,
+                           far - 1,
+                           far + 5 * day,
+                           nye,
+                           -62198755200000 - 1,
+                           nye + 3601234,
+                           nye + day + 3601234,
+                           nye + 2 * day,
+                           nye + day};
+  std::string out;
+  for (const int64_t t : times) {
+    CAPTURE(t);
+    CHECK(FormatIsoUtc(t) == expected(t));
+    out.clear();
+    AppendIsoUtc(t, &out);
+    CHECK(out == expected(t));
+  }
 }
 
 TEST_CASE("New York local times convert to UTC across both DST changes of 2024") {

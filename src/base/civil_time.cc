@@ -1,6 +1,8 @@
 #include "base/civil_time.h"
 
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 
 namespace turnstiled::base {
 
@@ -15,31 +17,41 @@ char* PutDigits(char* p, uint64_t v, int width) {
 }
 }  // namespace
 
-// Every sink formats two of these per row: no printf.
+// Every sink formats two to four of these per row: no printf, and the date part is made once
+// per day and thread (a batch's rows share a few days).
 void AppendIsoUtc(int64_t epoch_ms, std::string* out) {
   const int64_t secs = FloorDiv(epoch_ms, 1000);
   const int64_t ms = FloorMod(epoch_ms, 1000);
   const int64_t days = FloorDiv(secs, 86400);
   const int64_t sod = FloorMod(secs, 86400);
-  const CivilDate d = CivilFromDays(days);
-  if (d.year < 0 || d.year > 9999) {
-    char buf[48];
-    int n = std::snprintf(buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld",
-                          static_cast<long long>(d.year), d.month, d.day,
-                          static_cast<long long>(sod / 3600), static_cast<long long>(sod / 60 % 60),
-                          static_cast<long long>(sod % 60));
-    if (ms != 0) n += std::snprintf(buf + n, sizeof buf - n, ".%03lld", static_cast<long long>(ms));
-    out->append(buf, static_cast<size_t>(n));
-    out->push_back('Z');
-    return;
+  thread_local int64_t date_days = INT64_MIN;  // the day `date` holds, if any
+  thread_local char date[11];                  // "YYYY-MM-DDT"
+  if (days != date_days) {
+    const CivilDate d = CivilFromDays(days);
+    if (d.year < 0 || d.year > 9999) {
+      char buf[48];
+      int n = std::snprintf(
+          buf, sizeof buf, "%04lld-%02u-%02uT%02lld:%02lld:%02lld", static_cast<long long>(d.year),
+          d.month, d.day, static_cast<long long>(sod / 3600), static_cast<long long>(sod / 60 % 60),
+          static_cast<long long>(sod % 60));
+      if (ms != 0) {
+        n += std::snprintf(buf + n, sizeof buf - n, ".%03lld", static_cast<long long>(ms));
+      }
+      out->append(buf, static_cast<size_t>(n));
+      out->push_back('Z');
+      return;
+    }
+    char* p = PutDigits(date, static_cast<uint64_t>(d.year), 4);
+    *p++ = '-';
+    p = PutDigits(p, d.month, 2);
+    *p++ = '-';
+    p = PutDigits(p, d.day, 2);
+    *p = 'T';
+    date_days = days;
   }
   char buf[32];
-  char* p = PutDigits(buf, static_cast<uint64_t>(d.year), 4);
-  *p++ = '-';
-  p = PutDigits(p, d.month, 2);
-  *p++ = '-';
-  p = PutDigits(p, d.day, 2);
-  *p++ = 'T';
+  std::memcpy(buf, date, sizeof date);
+  char* p = buf + sizeof date;
   p = PutDigits(p, static_cast<uint64_t>(sod / 3600), 2);
   *p++ = ':';
   p = PutDigits(p, static_cast<uint64_t>(sod / 60 % 60), 2);
