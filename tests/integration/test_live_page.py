@@ -473,13 +473,32 @@ def test_the_page_shows_the_windows_of_a_paced_replay_as_the_sinks_write_them(
             wait_for(produced.is_set, 300, "the paced replay", proc)
             assert not failure, failure
 
+            def top_ten(have):  # the last window's top stations by entries, from the lake
+                totals = collections.Counter()
+                exits = collections.Counter()
+                for (station, ws), (row, _) in have.items():
+                    if ws == last:
+                        totals[station] += row["entries"]
+                        exits[station] += row["exits"]
+                return sorted(((s, totals[s], exits[s]) for s in totals),
+                              key=lambda b: (-b[1], b[0]))[:10]
+
+            previous = {}
+
             def all_closed():
                 have = lake_rows(lake)
                 page = browser.snapshot()
-                # The chart is drawn a moment after the closes are counted: wait for it too.
-                return (any(ws == last for _, ws in have) and not page["open"]
+                bars = [(b["station"], count(b["entries"]), count(b["exits"]))
+                        for b in page["bars"]]
+                # The lake and the page both catch up after the last close: a moment when each
+                # holds the same number of rows is not the end unless they hold the same last
+                # window and the lake has stopped growing. The chart is drawn a moment after the
+                # closes are counted: wait for it too.
+                settled = have == previous.get("have")
+                previous["have"] = have
+                return (settled and any(ws == last for _, ws in have) and not page["open"]
                         and page["closes"] == len(have) and page["top_window"] == last
-                        and (have, page))
+                        and bars == top_ten(have) and (have, page))
             # Every window closed while the page watched: it handled one close per lake row.
             have, end = wait_for(all_closed, 120, f"every window up to {last} to close, on the "
                                  "page and in the lake", proc, interval=0.2)
