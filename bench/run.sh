@@ -9,8 +9,9 @@
 # cannot be had is skipped.
 #
 # Checkpoints: bench/checkpoint.cc times the export, encoding and write of 1 M open windows.
-# Stages: bench/stages.cc times the decoder alone and one shard alone, on one thread, over the
-#   plain 2024 weeks: the pipeline's CPU per record less these is what its threads cost.
+# Stages: bench/stages.cc times the decoder alone, the router, and one shard alone, on one
+#   thread, over the plain 2024 weeks: the pipeline's CPU per record less these is what its
+#   hand-offs, reading and output cost.
 # File path: the real MTA weeks (../shared/data/mta beside the repository) through
 #   `turnstiled run` with a file source, cumulative counters, 4 h tumbling windows,
 #   America/New_York, from plain text (decompressed into a temp dir first) and from .zst,
@@ -545,5 +546,5 @@ fi
 # Checkpoint cost (SPEC §6): export, encode and write the state of 1 M open windows over 6
 # partitions, into this run's temp dir.
 echo "$("$build/bench/turnstiled_bench_checkpoint" --windows 1000000 --partitions 6 --dir "$tmp/ckpt")"
-# The decoder and one shard alone, one thread, the plain 2024 weeks (bench/stages.cc).
+# The decoder, the router and one shard alone, one thread, the plain 2024 weeks (bench/stages.cc).
 echo "$("$build/bench/turnstiled_bench_stages" --rounds 5 "$tmp"/plain/turnstile_24*.txt)"

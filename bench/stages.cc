@@ -1,8 +1,9 @@
 // Where a record's CPU goes, stage by stage, on one thread: the MTA decoder alone over the
-// given plain-text weeks, then one shard alone over the same records (4 h tumbling windows,
-// cumulative counters, everything closed at the end). The pipeline runs these stages on
-// different threads with queues between them; the difference between their sum and its CPU
-// per record is what the threads, the router and the sink cost (docs/BENCHMARKS.md).
+// given plain-text weeks, the decoder with the router (the file source's thread; the router's
+// share is the difference), then one shard alone over the batches the router made (4 h tumbling
+// windows, cumulative counters, everything closed at the end). The pipeline runs these stages
+// on different threads with queues between them; the difference between their sum and its CPU
+// per record is what the hand-offs, the reading and the sink cost (docs/BENCHMARKS.md).
 //
 //   turnstiled_bench_stages [--rounds N] FILE...
 //
@@ -15,10 +16,10 @@
 #include <string>
 #include <vector>
 
-#include "base/hash.h"
 #include "base/input_file.h"
 #include "config/config.h"
 #include "decode/decoder.h"
+#include "ingest/router.h"
 #include "window/shard.h"
 
 using namespace turnstiled;
@@ -35,54 +36,22 @@ struct CountRows : window::ShardOutput {
                const window::RoutedRecord&) override {}
 };
 
-// Counts decoded records; with `batches`, also builds shard batches the way the router does:
-// 8,192 records each, a device's consecutive readings sharing their strings and hashes.
-class Batcher final : public decode::LineHandler {
+// Counts decoded records and, with a router, routes them: the file source's path.
+class Lines final : public decode::LineHandler {
  public:
-  Batcher(std::vector<std::unique_ptr<window::RecordBatch>>* batches, int32_t partition)
-      : batches_(batches), partition_(partition) {}
+  Lines(ingest::Router* router, int32_t partition) : router_(router), partition_(partition) {}
 
-  void OnLine(std::string_view, int64_t, decode::DecodeStatus status,
+  void OnLine(std::string_view line, int64_t, decode::DecodeStatus status,
               const decode::Record& rec) override {
     if (status != decode::DecodeStatus::kOk) return;
+    if (router_ != nullptr) router_->Add(rec, line, partition_, records_, window::kNoTime);
     ++records_;
-    if (batches_ == nullptr) return;
-    if (batch_ == nullptr || batch_->records.size() >= 8192) {
-      batches_->push_back(std::make_unique<window::RecordBatch>());
-      batch_ = batches_->back().get();
-      batch_->progress = window::SourceProgress{window::kNoTime, false, false};
-      last_station_.clear();
-      last_device_.clear();
-    }
-    window::RoutedRecord& r = batch_->records.emplace_back();
-    if (rec.station != last_station_ || rec.device != last_device_ || batch_->records.size() == 1) {
-      last_station_.assign(rec.station);
-      last_device_.assign(rec.device);
-      last_.station_off = batch_->Append(rec.station);
-      last_.device_off = batch_->Append(rec.device);
-      last_.station_hash = base::StringHash(rec.station);
-      last_.device_hash = base::StringHash(rec.device);
-    }
-    r.station_off = last_.station_off;
-    r.device_off = last_.device_off;
-    r.station_hash = last_.station_hash;
-    r.device_hash = last_.device_hash;
-    r.station_len = static_cast<uint32_t>(rec.station.size());
-    r.device_len = static_cast<uint32_t>(rec.device.size());
-    r.partition = partition_;
-    r.offset = records_;
-    r.event_ms = rec.event_ms;
-    r.entries = rec.entries;
-    r.exits = rec.exits;
   }
   int64_t records() const { return records_; }
 
  private:
-  std::vector<std::unique_ptr<window::RecordBatch>>* const batches_;
+  ingest::Router* const router_;
   const int32_t partition_;
-  window::RecordBatch* batch_ = nullptr;
-  std::string last_station_, last_device_;
-  window::RoutedRecord last_{};
   int64_t records_ = 0;
 };
 
@@ -119,35 +88,65 @@ int main(int argc, char** argv) {
   if (!made.ok()) return 2;
   std::unique_ptr<decode::Decoder> decoder = std::move(made).value();
 
-  // The decoder, in 1 MiB chunks cut after a newline, as the file source hands them over.
-  constexpr size_t kChunk = 1 << 20;
-  double decode_s = 1e9;
-  int64_t records = 0;
-  for (int round = 0; round < rounds; ++round) {
-    records = 0;
-    const auto t0 = Clock::now();
-    for (const std::string& text : texts) {
-      Batcher count(nullptr, 0);
-      const std::string_view all(text);
+  // The file source's path: 1 MiB chunks cut after a newline, each decoded and, with a
+  // router, routed and flushed. With `recycle`, the flushed batches go straight back to the
+  // router's pool, as a shard hands them back. Returns the records decoded.
+  ingest::ShardChannel channel;
+  auto read_all = [&](ingest::Router* router, bool recycle) {
+    constexpr size_t kChunk = 1 << 20;
+    const window::SourceProgress reading{window::kNoTime, false, false};
+    int64_t records = 0;
+    for (size_t i = 0; i < texts.size(); ++i) {
+      Lines lines(router, static_cast<int32_t>(i));
+      const std::string_view all(texts[i]);
       for (size_t at = 0; at < all.size();) {
         size_t end = std::min(all.size(), at + kChunk);
         if (end < all.size()) {
           const size_t nl = all.rfind('\n', end - 1);
           if (nl != std::string_view::npos && nl >= at) end = nl + 1;
         }
-        decoder->DecodeLines(all.substr(at, end - at), &count);
+        decoder->DecodeLines(all.substr(at, end - at), &lines);
+        if (router != nullptr) router->Flush(reading);
+        for (window::RecordBatch* b = nullptr; recycle && channel.queue.try_dequeue(b);) {
+          router->Release(b);
+        }
         at = end;
       }
-      records += count.records();
+      records += lines.records();
     }
+    return records;
+  };
+
+  double decode_s = 1e9;
+  int64_t records = 0;
+  for (int round = 0; round < rounds; ++round) {
+    const auto t0 = Clock::now();
+    records = read_all(nullptr, false);
     decode_s = std::min(decode_s, Seconds(t0, Clock::now()));
   }
 
-  std::vector<std::unique_ptr<window::RecordBatch>> batches;
-  for (size_t i = 0; i < texts.size(); ++i) {
-    Batcher batcher(&batches, static_cast<int32_t>(i));
-    decoder->DecodeLines(texts[i], &batcher);
+  // The same with the router, as the pipeline's default (batches of 4,096 records) to one
+  // shard, its batches reused as in the pipeline.
+  const auto make_router = [&] {
+    return std::make_unique<ingest::Router>(0, std::vector<ingest::ShardChannel*>{&channel},
+                                            /*batches_per_shard=*/size_t{1} << 13,
+                                            /*batch_records=*/4096, /*keep_raw=*/false,
+                                            /*by_partition=*/false);
+  };
+  double route_s = 1e9;
+  for (int round = 0; round < rounds; ++round) {
+    auto router = make_router();
+    read_all(router.get(), true);  // the pool grows to what the pipeline keeps
+    const auto t0 = Clock::now();
+    read_all(router.get(), true);
+    route_s = std::min(route_s, Seconds(t0, Clock::now()));
   }
+  // Once more, keeping every batch (the pool holds them all) for the shard rounds.
+  const auto router = make_router();
+  read_all(router.get(), false);
+  std::vector<const window::RecordBatch*> batches;
+  for (window::RecordBatch* b = nullptr; channel.queue.try_dequeue(b);) batches.push_back(b);
+
   double shard_s = 1e9;
   size_t rows = 0;
   for (int round = 0; round < rounds; ++round) {
@@ -155,16 +154,16 @@ int main(int argc, char** argv) {
     CountRows out;
     window::Shard shard(0, options, &out);
     const auto t0 = Clock::now();
-    for (const auto& b : batches) shard.Process(*b);
+    for (const window::RecordBatch* b : batches) shard.Process(*b);
     shard.CloseAll();
     shard_s = std::min(shard_s, Seconds(t0, Clock::now()));
     rows = out.rows;
   }
   const double n = static_cast<double>(records);
   std::printf(
-      "stages: records=%lld rows=%zu decode_ms=%.1f decode_ns_per_record=%.1f shard_ms=%.1f "
-      "shard_ns_per_record=%.1f rounds=%d\n",
-      static_cast<long long>(records), rows, decode_s * 1e3, decode_s * 1e9 / n, shard_s * 1e3,
-      shard_s * 1e9 / n, rounds);
+      "stages: records=%lld rows=%zu decode_ms=%.1f decode_ns_per_record=%.1f "
+      "route_ns_per_record=%.1f shard_ms=%.1f shard_ns_per_record=%.1f rounds=%d\n",
+      static_cast<long long>(records), rows, decode_s * 1e3, decode_s * 1e9 / n,
+      (route_s - decode_s) * 1e9 / n, shard_s * 1e3, shard_s * 1e9 / n, rounds);
   return 0;
 }

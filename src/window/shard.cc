@@ -98,7 +98,8 @@ void Shard::NoteConflict(uint32_t station, int32_t slot) {
 Shard::Bucket* Shard::BucketFor(int64_t start) {
   // The last window used, or one beside it: a device's readings come in time order, so the
   // next record's window is usually the next one (and a hopping record's windows are visited
-  // from the latest down). Only a jump pays for the search.
+  // from the latest down). Only a jump pays for the search. Each candidate is checked by its
+  // start, so a position left stale by a close or a drop costs a search, never a wrong window.
   if (cached_ < buckets_.size()) {
     if (buckets_[cached_].start == start) return buckets_[cached_].bucket.get();
     if (cached_ + 1 < buckets_.size() && buckets_[cached_ + 1].start == start) {
@@ -329,7 +330,6 @@ void Shard::Drop(int32_t slot) {
     Bucket& bucket = *b->bucket;
     open_windows_ -= bucket.EraseIf([slot](uint32_t, const Agg& a) { return a.slot == slot; });
     if (bucket.empty()) {
-      cached_ = SIZE_MAX;  // the positions after it move
       spare_.push_back(std::move(b->bucket));
       b = buckets_.erase(b);
     } else {
@@ -469,7 +469,6 @@ void Shard::CloseThrough(int64_t through) {
     spare_.push_back(std::move(w.bucket));
   }
   buckets_.erase(buckets_.begin(), buckets_.begin() + static_cast<std::ptrdiff_t>(closed));
-  if (closed > 0) cached_ = SIZE_MAX;  // the positions moved
   stats_.windows_emitted += rows.size();
   // An empty emit still carries the watermark, so downstream knows how far this shard is.
   output_->Emit(id_, std::move(rows), watermark_, max_append_ms_);

@@ -220,7 +220,7 @@ class Shard {
   // allocates nothing per window once the tables have grown.
   std::vector<OpenWindow> buckets_;
   std::vector<std::unique_ptr<Bucket>> spare_;
-  size_t cached_ = SIZE_MAX;  // position in buckets_ of the last window used; reset when they move
+  size_t cached_ = SIZE_MAX;  // position in buckets_ of the last window used (a hint)
   size_t open_windows_ = 0;
   int64_t last_start_ = 0;  // the last LastStart() result, if have_last_start_
   bool have_last_start_ = false;

@@ -473,13 +473,17 @@ def test_the_page_shows_the_windows_of_a_paced_replay_as_the_sinks_write_them(
             wait_for(produced.is_set, 300, "the paced replay", proc)
             assert not failure, failure
 
-            def top_ten(have):  # the last window's top stations by entries, from the lake
+            def last_window(have):  # the last window's entries and exits by station, rows added up
                 totals = collections.Counter()
                 exits = collections.Counter()
                 for (station, ws), (row, _) in have.items():
                     if ws == last:
                         totals[station] += row["entries"]
                         exits[station] += row["exits"]
+                return totals, exits
+
+            def top_ten(have):  # the chart the page should draw: by entries, then by name
+                totals, exits = last_window(have)
                 return sorted(((s, totals[s], exits[s]) for s in totals),
                               key=lambda b: (-b[1], b[0]))[:10]
 
@@ -514,12 +518,7 @@ def test_the_page_shows_the_windows_of_a_paced_replay_as_the_sinks_write_them(
             # newest are of depends on timing. The chart below is of the last window.)
 
             # The chart: the last window's top ten stations by entries, rows added up.
-            totals = collections.Counter()
-            exits = collections.Counter()
-            for (station, ws), (row, _) in have.items():
-                if ws == last:
-                    totals[station] += row["entries"]
-                    exits[station] += row["exits"]
+            totals, exits = last_window(have)
             assert end["top_window"] == last
             bars = [(b["station"], count(b["entries"]), count(b["exits"])) for b in end["bars"]]
             assert len(bars) == min(10, len(totals))
