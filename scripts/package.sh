@@ -89,6 +89,9 @@ if [ -z "$depends" ]; then
   echo "package: dpkg-shlibdeps found no dependencies for $stage/usr/bin/turnstiled" >&2
   exit 1
 fi
+# libpq is loaded with dlopen when a postgres sink is configured (src/sink/libpq.h), so
+# dpkg-shlibdeps cannot see it; the shipped config has one.
+depends="$depends, libpq5"
 
 installed_size="$(du -sk --exclude=DEBIAN "$stage" | cut -f1)"
 cat >"$stage/DEBIAN/control" <<EOF

@@ -1,7 +1,5 @@
 #include "sink/postgres_sink.h"
 
-#include <libpq-fe.h>
-
 #include <algorithm>
 #include <charconv>
 #include <cstring>
@@ -12,6 +10,7 @@
 
 #include "base/civil_time.h"
 #include "base/log.h"
+#include "sink/libpq.h"
 #include "sink/row_format.h"
 #include "window/batch.h"
 
@@ -265,8 +264,14 @@ size_t CopyBatch::Encode(std::string* out) {
 
 namespace {
 
+// libpq, loaded by MakePostgresSink() before any sink can call it.
+const LibPq& Pq() {
+  static const LibPq* const pq = *LoadLibPq();
+  return *pq;
+}
+
 struct ResultDeleter {
-  void operator()(PGresult* r) const { PQclear(r); }
+  void operator()(PGresult* r) const { Pq().PQclear(r); }
 };
 using PgResult = std::unique_ptr<PGresult, ResultDeleter>;
 
@@ -389,7 +394,7 @@ class PostgresSink final : public Sink {
   // The caller names the sink; the server is named by host, port and database only.
   std::string Prefix() const { return server_.empty() ? "postgres" : server_; }
   void Disconnect() {
-    if (conn_ != nullptr) PQfinish(conn_);
+    if (conn_ != nullptr) Pq().PQfinish(conn_);
     conn_ = nullptr;
   }
 
@@ -425,22 +430,22 @@ base::Status PostgresSink::Connect() {
     keys[i] = params[i][0];
     values[i] = params[i][1];
   }
-  conn_ = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
+  conn_ = Pq().PQconnectdbParams(keys, values, /*expand_dbname=*/1);
   if (conn_ == nullptr) return base::Status::Unavailable(Prefix() + ": out of memory");
-  const char* host = PQhost(conn_);
-  const char* port = PQport(conn_);
-  const char* db = PQdb(conn_);
+  const char* host = Pq().PQhost(conn_);
+  const char* port = Pq().PQport(conn_);
+  const char* db = Pq().PQdb(conn_);
   server_ = std::string(host != nullptr && *host != '\0' ? host : "localhost") + ":" +
             (port != nullptr && *port != '\0' ? port : "5432") + "/" + (db != nullptr ? db : "");
-  if (PQstatus(conn_) != CONNECTION_OK) {
-    const std::string why = OneLine(PQerrorMessage(conn_));
+  if (Pq().PQstatus(conn_) != CONNECTION_OK) {
+    const std::string why = OneLine(Pq().PQerrorMessage(conn_));
     Disconnect();
     std::string msg = base::Redact(Prefix() + ": cannot connect: " + why);
     if (pg::IsPermanentConnectError(why)) return base::Status::InvalidArgument(std::move(msg));
     return base::Status::Unavailable(std::move(msg));
   }
   // libpq prints server notices to stderr by default: keep them in our log format.
-  PQsetNoticeProcessor(
+  Pq().PQsetNoticeProcessor(
       conn_,
       [](void* name, const char* message) {
         base::Log(base::LogLevel::kDebug, "sink", "postgres notice",
@@ -458,10 +463,10 @@ base::Status PostgresSink::Connect() {
 base::Status PostgresSink::Exec(std::string_view what, const std::string& sql, ExecStatusType want,
                                 std::initializer_list<const char*> params, PgResult* out) {
   PgResult res(params.size() == 0
-                   ? PQexec(conn_, sql.c_str())
-                   : PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
-                                  params.begin(), nullptr, nullptr, 0));
-  if (res != nullptr && PQresultStatus(res.get()) == want) {
+                   ? Pq().PQexec(conn_, sql.c_str())
+                   : Pq().PQexecParams(conn_, sql.c_str(), static_cast<int>(params.size()), nullptr,
+                                       params.begin(), nullptr, nullptr, 0));
+  if (res != nullptr && Pq().PQresultStatus(res.get()) == want) {
     if (out != nullptr) *out = std::move(res);
     return {};
   }
@@ -469,11 +474,11 @@ base::Status PostgresSink::Exec(std::string_view what, const std::string& sql, E
 }
 
 base::Status PostgresSink::Failure(std::string_view what, const PGresult* res) {
-  const char* state = res != nullptr ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
-  std::string why = OneLine(res != nullptr ? PQresultErrorMessage(res) : "");
-  if (why.empty()) why = OneLine(PQerrorMessage(conn_));
-  if (why.empty() && res != nullptr) why = PQresStatus(PQresultStatus(res));
-  const bool lost = PQstatus(conn_) != CONNECTION_OK;
+  const char* state = res != nullptr ? Pq().PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
+  std::string why = OneLine(res != nullptr ? Pq().PQresultErrorMessage(res) : "");
+  if (why.empty()) why = OneLine(Pq().PQerrorMessage(conn_));
+  if (why.empty() && res != nullptr) why = Pq().PQresStatus(Pq().PQresultStatus(res));
+  const bool lost = Pq().PQstatus(conn_) != CONNECTION_OK;
   const bool retry = lost || (state != nullptr && pg::IsRetryableSqlState(state));
   std::string msg = Prefix() + ": " + std::string(what) + ": " + why;
   if (state != nullptr && *state != '\0') msg += std::string(" (SQLSTATE ") + state + ")";
@@ -492,16 +497,16 @@ base::Status PostgresSink::PrepareTable() {
   base::Status s =
       Exec("look up table", kResolve, PGRES_TUPLES_OK, {quoted_table_.c_str()}, &found);
   if (!s.ok()) return s;
-  if (PQntuples(found.get()) == 0) {
+  if (Pq().PQntuples(found.get()) == 0) {
     const std::string create =
         "CREATE TABLE IF NOT EXISTS " + quoted_table_ +
         " (station text NOT NULL, window_start timestamptz NOT NULL, window_end timestamptz NOT "
         "NULL, entries bigint NOT NULL, exits bigint NOT NULL, events bigint NOT NULL, final "
         "boolean, first_event timestamptz, last_event timestamptz, updated_at timestamptz NOT "
         "NULL DEFAULT now(), PRIMARY KEY (station, window_start, window_end))";
-    PgResult res(PQexec(conn_, create.c_str()));
-    if (PQresultStatus(res.get()) != PGRES_COMMAND_OK) {
-      const char* state = PQresultErrorField(res.get(), PG_DIAG_SQLSTATE);
+    PgResult res(Pq().PQexec(conn_, create.c_str()));
+    if (Pq().PQresultStatus(res.get()) != PGRES_COMMAND_OK) {
+      const char* state = Pq().PQresultErrorField(res.get(), PG_DIAG_SQLSTATE);
       // Another instance creating the same table at the same moment: look again shortly.
       if (state != nullptr &&
           (std::strcmp(state, "42P07") == 0 || std::strcmp(state, "23505") == 0)) {
@@ -512,20 +517,20 @@ base::Status PostgresSink::PrepareTable() {
     }
     s = Exec("look up table", kResolve, PGRES_TUPLES_OK, {quoted_table_.c_str()}, &found);
     if (!s.ok()) return s;
-    if (PQntuples(found.get()) == 0) {
+    if (Pq().PQntuples(found.get()) == 0) {
       return base::Status::InvalidArgument(Prefix() + ": table " + quoted_table_ +
                                            " does not exist after CREATE TABLE (check the "
                                            "search_path)");
     }
     base::Log(base::LogLevel::kInfo, "sink", "postgres table created",
               {{"sink", config_.name},
-               {"table",
-                std::string(PQgetvalue(found.get(), 0, 1)) + "." + PQgetvalue(found.get(), 0, 2)}});
+               {"table", std::string(Pq().PQgetvalue(found.get(), 0, 1)) + "." +
+                             Pq().PQgetvalue(found.get(), 0, 2)}});
   }
-  const std::string oid = PQgetvalue(found.get(), 0, 0);
-  const std::string schema = PQgetvalue(found.get(), 0, 1);
-  const std::string name = PQgetvalue(found.get(), 0, 2);
-  const char kind = *PQgetvalue(found.get(), 0, 3);
+  const std::string oid = Pq().PQgetvalue(found.get(), 0, 0);
+  const std::string schema = Pq().PQgetvalue(found.get(), 0, 1);
+  const std::string name = Pq().PQgetvalue(found.get(), 0, 2);
+  const char kind = *Pq().PQgetvalue(found.get(), 0, 3);
   display_table_ = schema + "." + name;
   target_ = pg::QuoteIdent(schema) + "." + pg::QuoteIdent(name);
   if (kind != 'r' && kind != 'p') {
@@ -571,11 +576,11 @@ base::Status PostgresSink::CheckColumns(const std::string& oid, std::vector<bool
   base::Status s = Exec("read columns", kColumnsSql, PGRES_TUPLES_OK, {oid.c_str()}, &cols);
   if (!s.ok()) return s;
   present->assign(std::size(kColumnSpecs), false);
-  for (int r = 0; r < PQntuples(cols.get()); ++r) {
-    const std::string_view name = PQgetvalue(cols.get(), r, 0);
-    const std::string_view shown = PQgetvalue(cols.get(), r, 1);
-    const std::string_view type = PQgetvalue(cols.get(), r, 2);
-    const bool needs_value = std::string_view(PQgetvalue(cols.get(), r, 3)) == "true";
+  for (int r = 0; r < Pq().PQntuples(cols.get()); ++r) {
+    const std::string_view name = Pq().PQgetvalue(cols.get(), r, 0);
+    const std::string_view shown = Pq().PQgetvalue(cols.get(), r, 1);
+    const std::string_view type = Pq().PQgetvalue(cols.get(), r, 2);
+    const bool needs_value = std::string_view(Pq().PQgetvalue(cols.get(), r, 3)) == "true";
     const auto spec = std::find_if(std::begin(kColumnSpecs), std::end(kColumnSpecs),
                                    [&](const ColumnSpec& c) { return name == c.name; });
     if (spec == std::end(kColumnSpecs)) {
@@ -612,7 +617,7 @@ base::Status PostgresSink::CheckUniqueKey(const std::string& oid) {
   PgResult res;
   base::Status s = Exec("read indexes", kKeySql, PGRES_TUPLES_OK, {oid.c_str()}, &res);
   if (!s.ok()) return s;
-  if (std::string_view(PQgetvalue(res.get(), 0, 0)) == "0") {
+  if (std::string_view(Pq().PQgetvalue(res.get(), 0, 0)) == "0") {
     return TableError(
         "no primary key or unique constraint on (station, window_start, window_end); the upsert "
         "needs one");
@@ -629,21 +634,21 @@ base::Status PostgresSink::Upsert(Step* failed_at) {
   if (!s.ok()) return s;
   for (size_t off = 0; off < copy_.size(); off += kCopyChunk) {
     const size_t n = std::min(kCopyChunk, copy_.size() - off);
-    if (PQputCopyData(conn_, copy_.data() + off, static_cast<int>(n)) != 1) {
+    if (Pq().PQputCopyData(conn_, copy_.data() + off, static_cast<int>(n)) != 1) {
       return Failure("copy", nullptr);
     }
   }
-  if (PQputCopyEnd(conn_, nullptr) != 1) return Failure("copy", nullptr);
-  PgResult copied(PQgetResult(conn_));
-  while (PGresult* extra = PQgetResult(conn_)) PQclear(extra);
-  if (PQresultStatus(copied.get()) != PGRES_COMMAND_OK) return Failure("copy", copied.get());
+  if (Pq().PQputCopyEnd(conn_, nullptr) != 1) return Failure("copy", nullptr);
+  PgResult copied(Pq().PQgetResult(conn_));
+  while (PGresult* extra = Pq().PQgetResult(conn_)) Pq().PQclear(extra);
+  if (Pq().PQresultStatus(copied.get()) != PGRES_COMMAND_OK) return Failure("copy", copied.get());
   s = Exec("upsert", upsert_sql_, PGRES_COMMAND_OK);
   if (!s.ok()) return s;
   PgResult commit;
   s = Exec("commit", "COMMIT", PGRES_COMMAND_OK, {}, &commit);
   if (!s.ok()) return s;
   // A COMMIT of a transaction that failed reports ROLLBACK, not an error.
-  if (std::string_view(PQcmdStatus(commit.get())) != "COMMIT") {
+  if (std::string_view(Pq().PQcmdStatus(commit.get())) != "COMMIT") {
     return base::Status::Unavailable(Prefix() + ": commit: the transaction was rolled back");
   }
   return {};
@@ -652,7 +657,7 @@ base::Status PostgresSink::Upsert(Step* failed_at) {
 base::Status PostgresSink::Flush() {
   if (batch_.empty()) return {};
   bool fresh = false;
-  if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
+  if (conn_ == nullptr || Pq().PQstatus(conn_) != CONNECTION_OK) {
     base::Status s = Connect();
     if (!s.ok()) return s;
     fresh = true;
@@ -672,12 +677,12 @@ base::Status PostgresSink::Flush() {
   }
   if (!s.ok()) {
     if (conn_ != nullptr) {
-      const PGTransactionStatusType t = PQtransactionStatus(conn_);
+      const PGTransactionStatusType t = Pq().PQtransactionStatus(conn_);
       if (t == PQTRANS_ACTIVE) {
         Disconnect();  // stuck mid-COPY: the connection cannot be reused
       } else if (t == PQTRANS_INTRANS || t == PQTRANS_INERROR) {
-        PgResult rollback(PQexec(conn_, "ROLLBACK"));
-        if (PQresultStatus(rollback.get()) != PGRES_COMMAND_OK) Disconnect();
+        PgResult rollback(Pq().PQexec(conn_, "ROLLBACK"));
+        if (Pq().PQresultStatus(rollback.get()) != PGRES_COMMAND_OK) Disconnect();
       }
     }
     return s;
@@ -696,6 +701,7 @@ base::Result<std::unique_ptr<Sink>> MakePostgresSink(const config::SinkConfig& c
   auto table = pg::ParseTableName(config.table);
   if (!table.ok()) return table.status();
   if (config.dsn.empty()) return base::Status::InvalidArgument("a postgres sink needs a dsn");
+  if (auto pq = LoadLibPq(); !pq.ok()) return pq.status();
   // A DSN in key=value or URI form is checked now, so a typo is a config error at start. A
   // bare word is a database name. libpq quotes the fragment it could not parse, which may be
   // part of a password: MaskQuoted() drops it; only the name of an unknown option is kept.
@@ -703,14 +709,14 @@ base::Result<std::unique_ptr<Sink>> MakePostgresSink(const config::SinkConfig& c
   if (dsn.find('=') != std::string_view::npos || dsn.starts_with("postgres://") ||
       dsn.starts_with("postgresql://")) {
     char* err = nullptr;
-    PQconninfoOption* opts = PQconninfoParse(config.dsn.c_str(), &err);
+    PQconninfoOption* opts = Pq().PQconninfoParse(config.dsn.c_str(), &err);
     if (opts == nullptr) {
       std::string why = err != nullptr ? OneLine(err) : "out of memory";
-      PQfreemem(err);
+      Pq().PQfreemem(err);
       if (!why.starts_with("invalid connection option")) why = MaskQuoted(why);
       return base::Status::InvalidArgument(base::Redact("invalid dsn: " + why));
     }
-    PQconninfoFree(opts);
+    Pq().PQconninfoFree(opts);
   }
   return std::unique_ptr<Sink>(std::make_unique<PostgresSink>(config, *table));
 }
