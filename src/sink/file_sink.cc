@@ -138,7 +138,8 @@ FileSink::FileSink(config::SinkConfig config, Options options)
       by_station_(PartitionsByStation(config_)),
       boot_id_(std::move(options.boot_id)),
       background_sync_(options.background_sync),
-      instance_(std::move(options.instance)) {
+      instance_(std::move(options.instance)),
+      spare_target_(options.spare_files) {
   if (config_.compression == config::Compression::kZstd) {
     for (Encoder& e : encoders_) e.cctx = ZSTD_createCCtx();
   }
@@ -146,6 +147,7 @@ FileSink::FileSink(config::SinkConfig config, Options options)
 
 FileSink::~FileSink() {
   StopSyncer();
+  if (spares_ != nullptr) spares_->Stop();
   for (Encoder& e : encoders_) ZSTD_freeCCtx(e.cctx);
 }
 
@@ -156,6 +158,7 @@ base::Status FileSink::Open() {
   // The writer pool calls Open() again after a failed one: start from nothing, so that no
   // journal of the failed attempt still holds its lock.
   StopSyncer();
+  spares_.reset();
   journals_[0].reset();
   journals_[1].reset();
   adopted_.clear();
@@ -256,6 +259,14 @@ base::Status FileSink::Open() {
     if (!s.ok()) return s;
   }
   adopted_.clear();
+  struct stat root {};
+  if (::stat(config_.path.c_str(), &root) != 0) return ErrnoStatus("stat", config_.path, errno);
+  root_dev_ = root.st_dev;
+  if (spare_target_ > 0) {
+    spares_ = std::make_unique<SpareFiles>(config_.path, config_.file_mode, spare_target_,
+                                           std::string("spare-").append(config_.name));
+    spares_->Start();
+  }
   if (!background_sync_) return {};
   // The syncer's first task: make room in the other journal.
   {
@@ -449,6 +460,8 @@ void FileSink::GroupForFiles(std::vector<size_t>* order,
 
 base::Status FileSink::Flush() {
   if (buffer_.empty()) return {};
+  // No spare is made while the flush renames spares out of the sink's folder.
+  SpareFiles::Paused paused(spares_.get());
   // Rows by file: [begin, end) of `rows` for each group, in arrival order within a group.
   // StageGroup sorts a group's rows by station and keeps the last of each.
   std::vector<size_t> rows;
@@ -619,7 +632,7 @@ base::Status FileSink::StageGroup(Encoder* enc, const std::vector<size_t>& group
       if (!s.ok()) return s;
     }
     if (!file) {
-      auto created = StagedFile::Create(dir, enc->cctx, config_.file_mode, &enc->zstd_out);
+      auto created = NewFile(enc, dir);
       if (!created.ok()) return created.status();
       file = std::move(created).value();
       if (keep_copies_) file->KeepCopy(&content);
@@ -654,9 +667,32 @@ base::Status FileSink::StageGroup(Encoder* enc, const std::vector<size_t>& group
   return {};
 }
 
+base::Result<std::unique_ptr<StagedFile>> FileSink::NewFile(Encoder* enc, const std::string& dir) {
+  if (spares_ != nullptr) {
+    if (dir != enc->dev_checked_dir) {
+      struct stat st {};
+      enc->dev_same = ::stat(dir.c_str(), &st) == 0 && st.st_dev == root_dev_;
+      enc->dev_checked_dir = dir;
+    }
+    if (enc->dev_same) {
+      if (auto spare = spares_->Take()) {
+        // Opening a file that exists allocates nothing. One that is gone (removed by hand) or
+        // on a disk turned read-only falls through to a file created now, which reports why.
+        const int fd = ::open(spare->path.c_str(), O_WRONLY | O_CLOEXEC);
+        if (fd >= 0)
+          return StagedFile::Adopt(std::move(spare->path), fd, enc->cctx, &enc->zstd_out);
+        ::unlink(spare->path.c_str());
+      }
+    }
+  }
+  return StagedFile::Create(dir, enc->cctx, config_.file_mode, &enc->zstd_out);
+}
+
 base::Status FileSink::Close() {
   base::Status s = Flush();
   if (!s.ok() || !journals_[0]) return s;
+  // The spares not taken are removed: a closed sink leaves only the lake's files.
+  spares_.reset();
   StopSyncer();
   s = SyncAndEmptyJournals();
   if (!s.ok()) return s;

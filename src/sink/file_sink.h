@@ -17,8 +17,10 @@
 //   - Rolling by size: a group whose encoded bytes pass roll_bytes is split at row boundaries
 //     into ...-0, ...-1, ... in row order; parts a previous write of the group left beyond
 //     the new count are removed.
-//   - Every file is written under a dot-temp name in its directory and renamed, so a reader
-//     (who ignores dot files, as Spark, Hive and DuckDB's globs do) never sees half a file.
+//   - Every file is written under a dot-temp name and renamed, so a reader (who ignores dot
+//     files, as Spark, Hive and DuckDB's globs do) never sees half a file. The temp file is a
+//     spare made ahead in the sink's folder when one is ready (spare_files.h: creating files
+//     was the slow part of a small flush), else one created in the file's directory.
 //   - Durability is one fdatasync per flush, of a small write: a record of every file's path and
 //     content in the journal (lake_journal.h). There are two journal files. When the one in use
 //     passes kCheckpointBytes or kCheckpointAge (or its zeroed room), flushes go on in the other,
@@ -53,11 +55,14 @@
 #include "config/config.h"
 #include "sink/lake_journal.h"
 #include "sink/sink.h"
+#include "sink/spare_files.h"
 #include "window/row.h"
 
 struct ZSTD_CCtx_s;
 
 namespace turnstiled::sink {
+
+class StagedFile;
 
 class FileSink final : public Sink {
  public:
@@ -69,6 +74,9 @@ class FileSink final : public Sink {
     bool background_sync = true;
     // Names this process's journals: .turnstiled-journal-<host>-<instance>.0 and .1.
     std::string instance = std::to_string(::getpid());
+    // Empty files made ahead in the sink's folder for flushes to write (spare_files.h); 0
+    // makes every file in the flush that writes it.
+    size_t spare_files = kSpareFiles;
   };
   explicit FileSink(config::SinkConfig config) : FileSink(std::move(config), Options{}) {}
   FileSink(config::SinkConfig config, Options options);
@@ -103,6 +111,11 @@ class FileSink final : public Sink {
   static constexpr size_t kSyncDirectlyRows = 16384;
   // A flush of this many rows or more stages its files on two threads.
   static constexpr size_t kParallelStageRows = 4096;
+  // Spare files kept ready: several flushes' worth of a streaming job's files.
+  static constexpr size_t kSpareFiles = 32;
+  // Spares ready now, and made since the sink was built (tests).
+  size_t spares_ready() const { return spares_ != nullptr ? spares_->ready() : 0; }
+  size_t spares_made() const { return spares_ != nullptr ? spares_->made() : 0; }
   uint64_t FilesWritten() const override { return files_written_; }
   // Uncompressed bytes of the published files.
   uint64_t BytesWritten() const override { return bytes_written_; }
@@ -113,9 +126,11 @@ class FileSink final : public Sink {
   struct Encoder {
     ZSTD_CCtx_s* cctx = nullptr;  // owned; null without compression
     std::string scratch;
-    std::string zstd_out;       // the compressor's output buffer, for every file
-    uint64_t staged_bytes = 0;  // of the flush under way
-    std::vector<size_t> order;  // the group under way's rows, sorted
+    std::string zstd_out;         // the compressor's output buffer, for every file
+    uint64_t staged_bytes = 0;    // of the flush under way
+    std::vector<size_t> order;    // the group under way's rows, sorted
+    std::string dev_checked_dir;  // the last folder NewFile() compared with the sink's
+    bool dev_same = false;        // ... and whether it is on the sink folder's filesystem
   };
   // The parts an earlier write of a group may have left beyond the new ones: the unsuffixed
   // name when the group is now split, and every numbered part from `first_part` on.
@@ -130,6 +145,9 @@ class FileSink final : public Sink {
   // write of the group may have left to `stale`.
   base::Status StageGroup(Encoder* enc, const std::vector<size_t>& group_rows, size_t begin,
                           size_t end, std::vector<Staged>* staged, std::vector<StaleParts>* stale);
+  // A staged file in `dir`: a spare when one is ready and `dir` is on the sink folder's
+  // filesystem (a rename cannot leave it), else a file created now.
+  base::Result<std::unique_ptr<StagedFile>> NewFile(Encoder* enc, const std::string& dir);
   // Writes again, after a machine stopped, each file of `records` whose content differs on disk.
   base::Status Replay(const std::vector<JournalRecord>& records);
   // Makes a flush's published files durable with one record in the journal in use, and hands
@@ -155,6 +173,7 @@ class FileSink final : public Sink {
   const std::string boot_id_;
   const bool background_sync_;
   const std::string instance_;
+  const size_t spare_target_;
 
   std::vector<window::WindowRow> buffer_;
   Encoder encoders_[2];  // [1]: a large flush's helper thread
@@ -176,6 +195,8 @@ class FileSink final : public Sink {
   uint64_t files_written_ = 0;
   uint64_t bytes_written_ = 0;
   bool keep_copies_ = true;  // of the flush under way: its files' content, for the journal
+  dev_t root_dev_ = 0;       // the sink folder's filesystem, from Open()
+  std::unique_ptr<SpareFiles> spares_;  // from Open() to Close(); null without spares
 };
 
 }  // namespace turnstiled::sink

@@ -1,13 +1,18 @@
 #include "sink/file_sink.h"
 
 #include <doctest/doctest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <set>
 #include <span>
+#include <thread>
 
 #include "base/civil_time.h"
 #include "base/input_file.h"
@@ -416,5 +421,88 @@ TEST_CASE("a large flush whose helper thread fails keeps its rows and leaves no 
   s = sink.Flush();
   REQUIRE_MESSAGE(s.ok(), s.ToString());
   CHECK(FilesUnder(dir.path()).size() == 4);
+  CHECK(sink.Close().ok());
+}
+
+namespace {
+
+uint64_t Inode(const fs::path& p) {
+  struct stat st {};
+  REQUIRE(::stat(p.c_str(), &st) == 0);
+  return static_cast<uint64_t>(st.st_ino);
+}
+
+std::vector<fs::path> Spares(const std::string& root) {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(root)) {
+    if (e.path().filename().string().starts_with(".spare-")) out.push_back(e.path());
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("a flush writes its files into spares made ahead, and a closed sink leaves none") {
+  TempDir dir;
+  auto config = FileConfig(dir.path(), config::FileFormat::kCsv, config::Compression::kZstd);
+  config.partition_by = {"date"};
+  FileSink sink(config);
+  REQUIRE(sink.Open().ok());
+  // Made on the sink's own thread; a busy machine may take a while.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  while (sink.spares_ready() < FileSink::kSpareFiles && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  REQUIRE(sink.spares_ready() == FileSink::kSpareFiles);
+  std::set<uint64_t> spare_inodes;
+  for (const fs::path& p : Spares(dir.path())) spare_inodes.insert(Inode(p));
+  REQUIRE(spare_inodes.size() == FileSink::kSpareFiles);
+
+  // Three windows over two days: three files, in two folders that did not exist.
+  std::vector<window::WindowRow> rows = {
+      MakeRow("A", kJan6, kJan6 + 4 * kHourMs, 1), MakeRow("B", kJan6, kJan6 + 4 * kHourMs, 2),
+      MakeRow("A", kJan6 + 20 * kHourMs, kJan6 + 24 * kHourMs, 3),
+      MakeRow("A", kJan6 + 24 * kHourMs, kJan6 + 28 * kHourMs, 4)};
+  REQUIRE(sink.Write(rows).ok());
+  base::Status s = sink.Flush();
+  REQUIRE_MESSAGE(s.ok(), s.ToString());
+  const std::vector<fs::path> files = FilesUnder(dir.path());
+  REQUIRE(files.size() == 3);
+  for (const fs::path& f : files) CHECK_MESSAGE(spare_inodes.count(Inode(f)) == 1, f);
+  CHECK(files[2].string() ==
+        dir.path() + "/date=2024-01-07/part-20240107T000000Z-20240107T040000Z.csv.zst");
+  bool ok = false;
+  const auto back = ParseCsv(Read(files[0]), &ok);
+  CHECK(ok);
+  CHECK(back.size() == 3);  // the header and the two stations
+
+  CHECK(sink.Close().ok());
+  CHECK(Spares(dir.path()).empty());
+  CHECK(FilesUnder(dir.path(), /*hidden=*/true).size() == 3);  // no journal, no temp file
+}
+
+TEST_CASE("opening a sink removes the temporary files and spares of processes that are gone") {
+  TempDir dir;
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  const std::string gone = std::to_string(child);
+  const std::string alive = std::to_string(::getppid());  // the test runner: alive
+  fs::create_directories(dir.path() + "/date=2024-01-06");
+  const std::vector<std::string> left = {"/.spare-" + gone + "-3.tmp",
+                                         "/date=2024-01-06/.part-" + gone + "-9.tmp"};
+  const std::vector<std::string> kept = {"/.spare-" + alive + "-3.tmp",
+                                         "/date=2024-01-06/.part-" + alive + "-9.tmp"};
+  for (const auto& f : left) std::ofstream(dir.path() + f) << "half";
+  for (const auto& f : kept) std::ofstream(dir.path() + f) << "in use";
+  auto config = FileConfig(dir.path(), config::FileFormat::kCsv, config::Compression::kNone);
+  FileSink::Options options;
+  options.spare_files = 0;
+  FileSink sink(config, options);
+  REQUIRE(sink.Open().ok());
+  for (const auto& f : left) CHECK_MESSAGE(!fs::exists(dir.path() + f), f);
+  for (const auto& f : kept) CHECK_MESSAGE(fs::exists(dir.path() + f), f);
+  CHECK(sink.spares_ready() == 0);
   CHECK(sink.Close().ok());
 }

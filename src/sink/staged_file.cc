@@ -16,6 +16,7 @@ namespace {
 
 constexpr size_t kPendingBytes = 256 * 1024;
 constexpr std::string_view kTempPrefix = ".part-";
+constexpr std::string_view kSparePrefix = ".spare-";
 constexpr std::string_view kTempSuffix = ".tmp";
 
 std::atomic<uint64_t> temp_counter{0};
@@ -58,14 +59,15 @@ base::Status ErrnoStatus(std::string_view op, const std::string& path, int err) 
 }
 
 bool IsStagedTempName(std::string_view name) {
-  return name.starts_with(kTempPrefix) && name.ends_with(kTempSuffix);
+  return (name.starts_with(kTempPrefix) || name.starts_with(kSparePrefix)) &&
+         name.ends_with(kTempSuffix);
 }
 
 bool IsAbandonedTempName(std::string_view name) {
   if (!IsStagedTempName(name)) return false;
-  // .part-<pid>-<n>.tmp: a file of a process that still runs (another instance writing the
-  // same lake) is in use.
-  name.remove_prefix(kTempPrefix.size());
+  // .part-<pid>-<n>.tmp or .spare-<pid>-<n>.tmp: a file of a process that still runs (another
+  // instance writing the same lake) is in use.
+  name.remove_prefix(name.starts_with(kTempPrefix) ? kTempPrefix.size() : kSparePrefix.size());
   long pid = 0;
   for (char c : name) {
     if (c < '0' || c > '9') break;
@@ -97,25 +99,46 @@ base::Status SyncFilesystem(const std::string& path) {
   return SyncDirectoryWith(path, "syncfs", ::syncfs);
 }
 
+namespace {
+// dir/<prefix><pid>-<n>.tmp, unique within this process.
+std::string TempPath(const std::string& dir, std::string_view prefix) {
+  std::string path = dir;
+  path += '/';
+  path += prefix;
+  path += std::to_string(::getpid());
+  path += '-';
+  path += std::to_string(temp_counter.fetch_add(1, std::memory_order_relaxed));
+  path += kTempSuffix;
+  return path;
+}
+}  // namespace
+
+std::string SpareTempPath(const std::string& dir) { return TempPath(dir, kSparePrefix); }
+
+base::Result<int> CreateTempFile(const std::string& path, int mode) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return ErrnoStatus("create", path, errno);
+  // The mode whatever the umask; a call saved per file where the umask keeps it anyway.
+  if ((static_cast<mode_t>(mode) & ProcessUmask()) != 0) ::fchmod(fd, static_cast<mode_t>(mode));
+  return fd;
+}
+
 base::Result<std::unique_ptr<StagedFile>> StagedFile::Create(const std::string& dir,
                                                              ZSTD_CCtx_s* cctx, int mode,
                                                              std::string* zstd_out) {
   if (cctx != nullptr && zstd_out == nullptr) {
     return base::Status::Internal("StagedFile: a compressed file needs an output buffer");
   }
-  std::string path = dir;
-  path += '/';
-  path += kTempPrefix;
-  path += std::to_string(::getpid());
-  path += '-';
-  path += std::to_string(temp_counter.fetch_add(1, std::memory_order_relaxed));
-  path += kTempSuffix;
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return ErrnoStatus("create", path, errno);
-  // The mode whatever the umask; a call saved per file where the umask keeps it anyway.
-  if ((static_cast<mode_t>(mode) & ProcessUmask()) != 0) ::fchmod(fd, static_cast<mode_t>(mode));
+  std::string path = TempPath(dir, kTempPrefix);
+  auto fd = CreateTempFile(path, mode);
+  if (!fd.ok()) return fd.status();
+  return Adopt(std::move(path), *fd, cctx, zstd_out);
+}
+
+std::unique_ptr<StagedFile> StagedFile::Adopt(std::string temp_path, int fd, ZSTD_CCtx_s* cctx,
+                                              std::string* zstd_out) {
   if (cctx != nullptr) ZSTD_CCtx_reset(cctx, ZSTD_reset_session_only);
-  return std::unique_ptr<StagedFile>(new StagedFile(std::move(path), fd, cctx, zstd_out));
+  return std::unique_ptr<StagedFile>(new StagedFile(std::move(temp_path), fd, cctx, zstd_out));
 }
 
 StagedFile::StagedFile(std::string temp_path, int fd, ZSTD_CCtx_s* cctx, std::string* zstd_out)

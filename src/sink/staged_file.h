@@ -31,10 +31,15 @@ namespace turnstiled::sink {
 // for a full, read-only or failing disk, which may come back; permanent (kIoError) otherwise.
 base::Status ErrnoStatus(std::string_view op, const std::string& path, int err);
 
-// True for the names StagedFile uses for its temporary files.
+// True for the names StagedFile and SpareFiles use for their temporary files.
 bool IsStagedTempName(std::string_view file_name);
 // True for such a name whose writer process is gone (on this host): safe to remove.
 bool IsAbandonedTempName(std::string_view file_name);
+
+// A new spare's name in `dir`: dir/.spare-<pid>-<n>.tmp (spare_files.h).
+std::string SpareTempPath(const std::string& dir);
+// Creates (or truncates) `path` for writing with `mode`, whatever the umask; returns its fd.
+base::Result<int> CreateTempFile(const std::string& path, int mode);
 
 base::Status SyncDirectory(const std::string& dir);
 // syncfs(2) on the filesystem holding `path` (a directory): every file written on it is durable.
@@ -49,6 +54,11 @@ class StagedFile {
   static base::Result<std::unique_ptr<StagedFile>> Create(const std::string& dir, ZSTD_CCtx_s* cctx,
                                                           int mode = 0640,
                                                           std::string* zstd_out = nullptr);
+  // A StagedFile of an empty temporary file the caller created (a spare, spare_files.h): it
+  // takes `fd` and the file, and removes it unless published. Publish() may rename it into
+  // another folder of the same filesystem.
+  static std::unique_ptr<StagedFile> Adopt(std::string temp_path, int fd, ZSTD_CCtx_s* cctx,
+                                           std::string* zstd_out = nullptr);
   ~StagedFile();
   StagedFile(const StagedFile&) = delete;
   StagedFile& operator=(const StagedFile&) = delete;
