@@ -147,7 +147,6 @@ FileSink::FileSink(config::SinkConfig config, Options options)
 
 FileSink::~FileSink() {
   StopSyncer();
-  if (spares_ != nullptr) spares_->Stop();
   for (Encoder& e : encoders_) ZSTD_freeCCtx(e.cctx);
 }
 

@@ -113,9 +113,8 @@ class FileSink final : public Sink {
   static constexpr size_t kParallelStageRows = 4096;
   // Spare files kept ready: several flushes' worth of a streaming job's files.
   static constexpr size_t kSpareFiles = 32;
-  // Spares ready now, and made since the sink was built (tests).
+  // Spares ready now (tests).
   size_t spares_ready() const { return spares_ != nullptr ? spares_->ready() : 0; }
-  size_t spares_made() const { return spares_ != nullptr ? spares_->made() : 0; }
   uint64_t FilesWritten() const override { return files_written_; }
   // Uncompressed bytes of the published files.
   uint64_t BytesWritten() const override { return bytes_written_; }
