@@ -393,7 +393,16 @@ std::string FileSink::Relative(const std::string& path) const {
 }
 
 base::Status FileSink::Write(std::span<const window::WindowRow> rows) {
-  buffer_.insert(buffer_.end(), rows.begin(), rows.end());
+  if (rows.empty()) return {};
+  return WriteBatch(
+      std::make_shared<const std::vector<window::WindowRow>>(rows.begin(), rows.end()));
+}
+
+base::Status FileSink::WriteBatch(const RowBatchPtr& rows) {
+  if (rows->empty()) return {};
+  batches_.push_back(rows);
+  buffer_.reserve(buffer_.size() + rows->size());
+  for (const window::WindowRow& row : *rows) buffer_.push_back(&row);
   return {};
 }
 
@@ -420,10 +429,10 @@ void FileSink::GroupForFiles(std::vector<size_t>* order,
     // A file per (station, window, partition): as many groups as rows, nearly.
     for (size_t i = 0; i < order->size(); ++i) (*order)[i] = i;
     std::stable_sort(order->begin(), order->end(),
-                     [&](size_t a, size_t b) { return FileOrder(buffer_[a], buffer_[b]); });
+                     [&](size_t a, size_t b) { return FileOrder(*buffer_[a], *buffer_[b]); });
     for (size_t begin = 0; begin < order->size();) {
       size_t end = begin + 1;
-      while (end < order->size() && SameFile(buffer_[(*order)[begin]], buffer_[(*order)[end]])) {
+      while (end < order->size() && SameFile(*buffer_[(*order)[begin]], *buffer_[(*order)[end]])) {
         ++end;
       }
       groups->emplace_back(begin, end);
@@ -440,7 +449,7 @@ void FileSink::GroupForFiles(std::vector<size_t>* order,
   };
   std::map<GroupKey, uint32_t> ranks;
   for (size_t i = 0; i < buffer_.size(); ++i) {
-    if (i == 0 || !SameFile(buffer_[i - 1], buffer_[i])) ranks.emplace(key_of(buffer_[i]), 0);
+    if (i == 0 || !SameFile(*buffer_[i - 1], *buffer_[i])) ranks.emplace(key_of(*buffer_[i]), 0);
   }
   uint32_t rank = 0;
   for (auto& [key, r] : ranks) r = rank++;
@@ -448,7 +457,7 @@ void FileSink::GroupForFiles(std::vector<size_t>* order,
   std::vector<size_t> starts(ranks.size() + 1, 0);
   uint32_t group = 0;
   for (size_t i = 0; i < buffer_.size(); ++i) {
-    if (i == 0 || !SameFile(buffer_[i - 1], buffer_[i])) group = ranks.at(key_of(buffer_[i]));
+    if (i == 0 || !SameFile(*buffer_[i - 1], *buffer_[i])) group = ranks.at(key_of(*buffer_[i]));
     group_of[i] = group;
     ++starts[group + 1];
   }
@@ -532,6 +541,7 @@ base::Status FileSink::Flush() {
   files_written_ += staged.size();
   bytes_written_ += staged_bytes;
   buffer_.clear();
+  batches_.clear();
   return {};
 }
 
@@ -577,19 +587,19 @@ base::Status FileSink::StageGroup(Encoder* enc, const std::vector<size_t>& group
   order.assign(group_rows.begin() + static_cast<std::ptrdiff_t>(group_begin),
                group_rows.begin() + static_cast<std::ptrdiff_t>(group_end));
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    const int c = buffer_[a].station.compare(buffer_[b].station);
+    const int c = buffer_[a]->station.compare(buffer_[b]->station);
     return c != 0 ? c < 0 : a < b;
   });
   size_t kept = 0;
   for (size_t i = 0; i < order.size(); ++i) {
-    if (i + 1 < order.size() && buffer_[order[i]].station == buffer_[order[i + 1]].station) {
+    if (i + 1 < order.size() && buffer_[order[i]]->station == buffer_[order[i + 1]]->station) {
       continue;
     }
     order[kept++] = order[i];
   }
   order.resize(kept);
 
-  const window::WindowRow& first = buffer_[order.front()];
+  const window::WindowRow& first = *buffer_[order.front()];
   const std::string rel = PartitionDir(config_.partition_by, first.station, first.window_start_ms);
   const std::string dir = rel.empty() ? config_.path : config_.path + '/' + rel;
   base::Status s = MakeDirs(config_.path, dir, static_cast<mode_t>(config_.dir_mode));
@@ -622,7 +632,7 @@ base::Status FileSink::StageGroup(Encoder* enc, const std::vector<size_t>& group
   std::string& scratch = enc->scratch;
   for (const size_t index : order) {
     scratch.clear();
-    const window::WindowRow& row = buffer_[index];
+    const window::WindowRow& row = *buffer_[index];
     csv ? AppendCsvRow(row, &scratch) : AppendJsonRow(row, &scratch);
     const bool full = config_.roll_bytes > 0 && file_rows > 0 &&
                       file_bytes + scratch.size() > static_cast<size_t>(config_.roll_bytes);

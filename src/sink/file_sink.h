@@ -86,6 +86,8 @@ class FileSink final : public Sink {
 
   base::Status Open() override;
   base::Status Write(std::span<const window::WindowRow> rows) override;
+  // Keeps the batch until the next successful Flush() instead of copying its rows.
+  base::Status WriteBatch(const RowBatchPtr& rows) override;
   base::Status Flush() override;
   base::Status Close() override;
 
@@ -174,7 +176,9 @@ class FileSink final : public Sink {
   const std::string instance_;
   const size_t spare_target_;
 
-  std::vector<window::WindowRow> buffer_;
+  // The rows written since the last flush, in arrival order; they live in `batches_`.
+  std::vector<const window::WindowRow*> buffer_;
+  std::vector<RowBatchPtr> batches_;
   Encoder encoders_[2];  // [1]: a large flush's helper thread
   // journals_[active_] takes the records; the other is the syncer's while sync_pending_ names it.
   std::unique_ptr<LakeJournal> journals_[2];
