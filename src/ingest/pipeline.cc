@@ -50,12 +50,9 @@ class Pipeline::Output : public window::ShardOutput {
     }
     std::lock_guard<std::mutex> lock(mu_);
     watermarks_[static_cast<size_t>(shard)] = watermark_ms;
-    if (held_.empty()) {
-      held_ = std::move(rows);
-    } else {
-      held_.reserve(held_.size() + rows.size());
-      std::move(rows.begin(), rows.end(), std::back_inserter(held_));
-    }
+    // Each shard's rows stay in their own vector: at the end of a bounded input they are one
+    // submission of several batches, not one vector that all of them are moved into.
+    if (!rows.empty()) held_.push_back(std::move(rows));
     if (append_ms > append_ms_) append_ms_ = append_ms;
     int64_t low = window::kEndOfTime;
     for (int64_t w : watermarks_) low = std::min(low, w);
@@ -63,19 +60,28 @@ class Pipeline::Output : public window::ShardOutput {
     auto is_ready = [low](const window::WindowRow& r) {
       return r.window_end_ms <= low || !r.final;
     };
-    std::vector<window::WindowRow> ready;
-    if (std::all_of(held_.begin(), held_.end(), is_ready)) {
-      ready = std::move(held_);  // the usual case at the end of a bounded input
-      held_.clear();
-    } else {
-      std::vector<window::WindowRow> keep;
-      for (auto& r : held_) (is_ready(r) ? ready : keep).push_back(std::move(r));
-      held_ = std::move(keep);
+    std::vector<sink::RowBatchPtr> ready;
+    std::vector<std::vector<window::WindowRow>> keep;
+    for (auto& part : held_) {
+      if (std::all_of(part.begin(), part.end(), is_ready)) {
+        // The usual case at the end of a bounded input.
+        ready.push_back(std::make_shared<const std::vector<window::WindowRow>>(std::move(part)));
+        continue;
+      }
+      std::vector<window::WindowRow> now;
+      std::vector<window::WindowRow> later;
+      for (auto& r : part) (is_ready(r) ? now : later).push_back(std::move(r));
+      if (!now.empty()) {
+        ready.push_back(std::make_shared<const std::vector<window::WindowRow>>(std::move(now)));
+      }
+      keep.push_back(std::move(later));
     }
+    held_ = std::move(keep);
     if (ready.empty()) return;
-    auto batch = std::make_shared<const std::vector<window::WindowRow>>(std::move(ready));
-    if (p_->live_) p_->live_->Publish(live::Kind::kClose, batch);
-    p_->writers_->Submit(std::move(batch), Clock::now(), append_ms_);
+    if (p_->live_) {
+      for (const auto& batch : ready) p_->live_->Publish(live::Kind::kClose, batch);
+    }
+    p_->writers_->Submit(std::move(ready), Clock::now(), append_ms_);
   }
 
   void Dropped(window::DropReason reason, const window::RecordBatch& batch,
@@ -90,9 +96,9 @@ class Pipeline::Output : public window::ShardOutput {
   Pipeline* const p_;
   const bool gather_;
   std::mutex mu_;
-  std::vector<int64_t> watermarks_;      // by shard; guarded by mu_
-  std::vector<window::WindowRow> held_;  // guarded by mu_
-  int64_t append_ms_ = window::kNoTime;  // guarded by mu_
+  std::vector<int64_t> watermarks_;                   // by shard; guarded by mu_
+  std::vector<std::vector<window::WindowRow>> held_;  // a part per emit; guarded by mu_
+  int64_t append_ms_ = window::kNoTime;               // guarded by mu_
 };
 
 base::Result<std::unique_ptr<Pipeline>> Pipeline::Create(const config::Config& config,

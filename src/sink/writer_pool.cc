@@ -31,6 +31,15 @@ void WriterPool::Start() {
 }
 
 uint64_t WriterPool::Submit(RowBatchPtr rows, Clock::time_point emitted, int64_t append_ms) {
+  std::vector<RowBatchPtr> parts;
+  parts.push_back(std::move(rows));
+  return Submit(std::move(parts), emitted, append_ms);
+}
+
+uint64_t WriterPool::Submit(std::vector<RowBatchPtr> parts, Clock::time_point emitted,
+                            int64_t append_ms) {
+  RowBatchPtr rows = std::move(parts.front());
+  parts.erase(parts.begin());
   std::lock_guard<std::mutex> order(submit_mu_);
   const uint64_t seq = submitted_.load() + 1;
   for (auto& w : writers_) {
@@ -42,7 +51,7 @@ uint64_t WriterPool::Submit(RowBatchPtr rows, Clock::time_point emitted, int64_t
     if (stopping_.load()) return seq - 1;
     // A sink that failed for good never acknowledges again, whatever it is given.
     if (w->failed.load()) continue;
-    w->queue.push_back(Item{rows, seq, emitted, append_ms});
+    w->queue.push_back(Item{rows, parts, seq, emitted, append_ms});
     if (w->metrics != nullptr) w->metrics->queue_depth->Set(static_cast<double>(w->queue.size()));
     w->cv.notify_all();
   }
@@ -65,7 +74,7 @@ void WriterPool::RequestFlush() {
       w->queue.back().seq = std::max(w->queue.back().seq, target);
       continue;
     }
-    w->queue.push_back(Item{nullptr, target, Clock::now()});
+    w->queue.push_back(Item{nullptr, {}, target, Clock::now()});
     w->cv.notify_all();
   }
 }
@@ -82,7 +91,7 @@ bool WriterPool::Drain(std::chrono::milliseconds timeout) {
   const uint64_t target = submitted_.load();
   for (auto& w : writers_) {
     std::lock_guard<std::mutex> lock(w->mu);
-    w->queue.push_back(Item{nullptr, target, Clock::now()});
+    w->queue.push_back(Item{nullptr, {}, target, Clock::now()});
     w->cv.notify_all();
   }
   const auto deadline = Clock::now() + timeout;
@@ -302,10 +311,17 @@ void WriterPool::Run(Writer* w) {
     if (!pending()) pending_since = Clock::now();
     bool force = false;
     if (item.rows != nullptr) {
-      if (!item.rows->empty()) {
-        if (!Retry(w, "write", item.rows->size(), [&] { return sink.WriteBatch(item.rows); }))
-          break;
-        unflushed_rows += item.rows->size();
+      size_t item_rows = 0;
+      bool written = true;
+      for (size_t i = 0; i <= item.more.size() && written; ++i) {
+        const RowBatchPtr& part = i == 0 ? item.rows : item.more[i - 1];
+        if (part->empty()) continue;
+        written = Retry(w, "write", part->size(), [&] { return sink.WriteBatch(part); });
+        item_rows += part->size();
+      }
+      if (!written) break;
+      if (item_rows > 0) {
+        unflushed_rows += item_rows;
         unflushed_emits.emplace_back(item.emitted, item.append_ms);
       }
       written_seq = std::max(written_seq, item.seq);

@@ -65,6 +65,11 @@ class WriterPool {
   // end-to-end latency (from `append_ms`), once per submission.
   uint64_t Submit(RowBatchPtr rows, std::chrono::steady_clock::time_point emitted,
                   int64_t append_ms = window::kNoTime);
+  // One submission of several batches (a bounded input's last windows, gathered from every
+  // shard): written in order and flushed together, never split, without merging their rows
+  // into one vector first. Empty batches are skipped; REQUIRES: `parts` is not empty.
+  uint64_t Submit(std::vector<RowBatchPtr> parts, std::chrono::steady_clock::time_point emitted,
+                  int64_t append_ms = window::kNoTime);
   // Highest sequence number flushed by every sink.
   uint64_t Acked() const;
   uint64_t Submitted() const { return submitted_.load(); }
@@ -97,7 +102,8 @@ class WriterPool {
 
  private:
   struct Item {
-    RowBatchPtr rows;  // null: a flush request
+    RowBatchPtr rows;               // null: a flush request
+    std::vector<RowBatchPtr> more;  // the submission's further batches, if it has several
     uint64_t seq = 0;
     std::chrono::steady_clock::time_point emitted;
     int64_t append_ms = window::kNoTime;
