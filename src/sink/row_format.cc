@@ -1,6 +1,7 @@
 #include "sink/row_format.h"
 
 #include <charconv>
+#include <cstdint>
 #include <cstdio>
 
 #include "base/civil_time.h"
@@ -48,6 +49,21 @@ void AppendUnicodeEscape(unsigned char c, std::string* out) {
   out->push_back(kHex[c & 15]);
 }
 
+// The text of the last window bound formatted on this thread: a flush writes each window's rows
+// together, so its start and end are formatted once for all of them.
+struct BoundText {
+  int64_t ms = INT64_MIN;
+  std::string text;
+  void Append(int64_t epoch_ms, std::string* out) {
+    if (epoch_ms != ms || text.empty()) {
+      text.clear();
+      base::AppendIsoUtc(epoch_ms, &text);
+      ms = epoch_ms;
+    }
+    out->append(text);
+  }
+};
+
 template <typename AppendString>
 void AppendRow(const window::WindowRow& row, char sep, bool json, AppendString append_string,
                std::string* out) {
@@ -66,9 +82,16 @@ void AppendRow(const window::WindowRow& row, char sep, bool json, AppendString a
     base::AppendIsoUtc(ms, out);
     if (json) out->push_back('"');
   };
+  auto bound = [&](int64_t ms, BoundText* cache) {
+    if (json) out->push_back('"');
+    cache->Append(ms, out);
+    if (json) out->push_back('"');
+  };
+  thread_local BoundText start_text;
+  thread_local BoundText end_text;
   key(0), append_string(row.station, out);
-  key(1), time(row.window_start_ms);
-  key(2), time(row.window_end_ms);
+  key(1), bound(row.window_start_ms, &start_text);
+  key(2), bound(row.window_end_ms, &end_text);
   key(3), AppendInt(row.entries, out);
   key(4), AppendInt(row.exits, out);
   key(5), AppendInt(row.events, out);

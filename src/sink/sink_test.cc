@@ -230,3 +230,36 @@ TEST_CASE("utf-8 validation and json escaping agree on what is valid") {
   AppendBase64("a", &out);
   CHECK(out == "YWI=YWJjYQ==");
 }
+
+TEST_CASE("rows of different windows, one after another, each carry their own window bounds") {
+  // The bounds' text is kept from row to row (a flush writes a window's rows together); it
+  // must follow every change of window, including a start equal to the last row's end.
+  const int64_t h4 = 4 * 3600 * 1000;
+  const int64_t t0 = 1704513600000;  // 2024-01-06T04:00:00Z
+  const std::vector<window::WindowRow> rows = {
+      MakeRow("A", t0, t0 + h4), MakeRow("B", t0, t0 + h4), MakeRow("C", t0 + h4, t0 + 2 * h4),
+      MakeRow("D", t0, t0 + h4), MakeRow("E", t0 + h4 + 500, t0 + 2 * h4)};
+  std::string csv;
+  for (const auto& r : rows) AppendCsvRow(r, &csv);
+  CHECK(csv ==
+        "A,2024-01-06T04:00:00Z,2024-01-06T08:00:00Z,1,2,3,true,2024-01-06T04:00:00Z,"
+        "2024-01-06T07:59:59Z\n"
+        "B,2024-01-06T04:00:00Z,2024-01-06T08:00:00Z,1,2,3,true,2024-01-06T04:00:00Z,"
+        "2024-01-06T07:59:59Z\n"
+        "C,2024-01-06T08:00:00Z,2024-01-06T12:00:00Z,1,2,3,true,2024-01-06T08:00:00Z,"
+        "2024-01-06T11:59:59Z\n"
+        "D,2024-01-06T04:00:00Z,2024-01-06T08:00:00Z,1,2,3,true,2024-01-06T04:00:00Z,"
+        "2024-01-06T07:59:59Z\n"
+        "E,2024-01-06T08:00:00.500Z,2024-01-06T12:00:00Z,1,2,3,true,2024-01-06T08:00:00.500Z,"
+        "2024-01-06T11:59:59Z\n");
+  std::string json;
+  AppendJsonRow(rows[2], &json);
+  AppendJsonRow(rows[3], &json);
+  CHECK(json ==
+        "{\"station\":\"C\",\"window_start\":\"2024-01-06T08:00:00Z\",\"window_end\":\"2024-01-"
+        "06T12:00:00Z\",\"entries\":1,\"exits\":2,\"events\":3,\"final\":true,\"first_event\":"
+        "\"2024-01-06T08:00:00Z\",\"last_event\":\"2024-01-06T11:59:59Z\"}\n"
+        "{\"station\":\"D\",\"window_start\":\"2024-01-06T04:00:00Z\",\"window_end\":\"2024-01-"
+        "06T08:00:00Z\",\"entries\":1,\"exits\":2,\"events\":3,\"final\":true,\"first_event\":"
+        "\"2024-01-06T04:00:00Z\",\"last_event\":\"2024-01-06T07:59:59Z\"}\n");
+}
