@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <tuple>
 #include <unordered_map>
@@ -489,39 +490,56 @@ base::Status FileSink::Flush() {
   }
   keep_copies_ = !sync_directly;
 
-  // A large flush stages the files of its second half of rows on a helper thread. Both halves
-  // keep their group order, so the result is the same as one thread's.
-  size_t split = groups.size();
-  if (rows.size() >= kParallelStageRows && groups.size() >= 2) {
-    split = 1;
-    while (split + 1 < groups.size() && groups[split].second <= rows.size() / 2) ++split;
-  }
-  std::vector<Staged> staged;
-  std::vector<StaleParts> stale;
-  std::vector<Staged> staged_2;  // the helper's
-  std::vector<StaleParts> stale_2;
+  // A large flush stages its files on two threads: this one takes groups from the front, a
+  // helper from the back, until they meet, so that both finish together and seldom write into
+  // the same folder at once (creating and renaming files there takes the folder's lock). Their
+  // files are gathered in group order: the result is the same as one thread's.
+  const bool parallel = rows.size() >= kParallelStageRows && groups.size() >= 2;
+  std::vector<std::vector<Staged>> staged_by_group(groups.size());
+  std::vector<std::vector<StaleParts>> stale_by_group(groups.size());
+  std::mutex claim_mu;
+  size_t front = 0;
+  size_t back = groups.size();
+  bool failed = false;  // guarded by claim_mu
   for (Encoder& e : encoders_) e.staged_bytes = 0;
+  auto stage = [&](Encoder* enc, bool from_front) -> base::Status {
+    for (;;) {
+      size_t g;
+      {
+        std::lock_guard<std::mutex> lock(claim_mu);
+        if (front >= back || failed) return {};
+        g = from_front ? front++ : --back;
+      }
+      base::Status st = StageGroup(enc, rows, groups[g].first, groups[g].second,
+                                   &staged_by_group[g], &stale_by_group[g]);
+      if (!st.ok()) {
+        std::lock_guard<std::mutex> lock(claim_mu);
+        failed = true;
+        return st;
+      }
+    }
+  };
   base::Status helper_status;
   std::thread helper;
-  if (split < groups.size()) {
+  if (parallel) {
     helper = std::thread([&] {
       base::NameThisThread(std::string("stage-").append(config_.name));
-      for (size_t g = split; g < groups.size() && helper_status.ok(); ++g) {
-        helper_status =
-            StageGroup(&encoders_[1], rows, groups[g].first, groups[g].second, &staged_2, &stale_2);
-      }
+      helper_status = stage(&encoders_[1], /*from_front=*/false);
     });
   }
-  base::Status stage_status;
-  for (size_t g = 0; g < split && stage_status.ok(); ++g) {
-    stage_status =
-        StageGroup(&encoders_[0], rows, groups[g].first, groups[g].second, &staged, &stale);
-  }
+  base::Status stage_status = stage(&encoders_[0], /*from_front=*/true);
   if (helper.joinable()) helper.join();
   if (stage_status.ok()) stage_status = helper_status;
-  if (!stage_status.ok()) return stage_status;  // `staged` removes its temp files
-  for (Staged& f : staged_2) staged.push_back(std::move(f));
-  for (StaleParts& st : stale_2) stale.push_back(std::move(st));
+  std::vector<Staged> staged;
+  std::vector<StaleParts> stale;
+  staged.reserve(groups.size());
+  stale.reserve(groups.size());
+  // On a failure the staged files are still gathered: `staged` removes their temp files.
+  for (size_t g = 0; g < groups.size(); ++g) {
+    for (Staged& f : staged_by_group[g]) staged.push_back(std::move(f));
+    for (StaleParts& st : stale_by_group[g]) stale.push_back(std::move(st));
+  }
+  if (!stage_status.ok()) return stage_status;
   const uint64_t staged_bytes = encoders_[0].staged_bytes + encoders_[1].staged_bytes;
   if (sync_directly) {
     base::Status s = SyncFilesystem(config_.path);
@@ -680,7 +698,10 @@ base::Result<std::unique_ptr<StagedFile>> FileSink::NewFile(Encoder* enc, const 
   if (spares_ != nullptr) {
     if (dir != enc->dev_checked_dir) {
       struct stat st {};
-      enc->dev_same = ::stat(dir.c_str(), &st) == 0 && st.st_dev == root_dev_;
+      // Not a folder (a file in its place): no spare, so that the create fails while staging,
+      // before any file of the flush is published.
+      enc->dev_same =
+          ::stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode) && st.st_dev == root_dev_;
       enc->dev_checked_dir = dir;
     }
     if (enc->dev_same) {

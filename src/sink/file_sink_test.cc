@@ -393,35 +393,39 @@ TEST_CASE("a large flush staged on two threads writes what small flushes write, 
   }
 }
 
-TEST_CASE("a large flush whose helper thread fails keeps its rows and leaves no temp file") {
-  TempDir dir;
-  auto config = FileConfig(dir.path(), config::FileFormat::kCsv, config::Compression::kZstd);
-  config.partition_by = {"date"};
-  std::vector<window::WindowRow> rows;
-  for (int d = 0; d < 4; ++d) {
-    for (int s = 0; s < 2000; ++s) {
-      const int64_t start = kJan6 + d * 24 * kHourMs;
-      rows.push_back(MakeRow("ST " + std::to_string(s), start, start + 4 * kHourMs, s));
+TEST_CASE("a large flush with a failure on either thread keeps its rows and leaves no temp file") {
+  // This thread stages groups from the first, the helper from the last: a folder that cannot
+  // be made on the first day fails this thread, one on the last day the helper.
+  for (const char* bad : {"date=2024-01-06", "date=2024-01-09"}) {
+    CAPTURE(bad);
+    TempDir dir;
+    auto config = FileConfig(dir.path(), config::FileFormat::kCsv, config::Compression::kZstd);
+    config.partition_by = {"date"};
+    std::vector<window::WindowRow> rows;
+    for (int d = 0; d < 4; ++d) {
+      for (int s = 0; s < 2000; ++s) {
+        const int64_t start = kJan6 + d * 24 * kHourMs;
+        rows.push_back(MakeRow("ST " + std::to_string(s), start, start + 4 * kHourMs, s));
+      }
     }
+    FileSink sink(config);
+    REQUIRE(sink.Open().ok());
+    { std::ofstream(dir.path() + "/" + bad) << "x"; }
+    REQUIRE(sink.Write(rows).ok());
+    base::Status s = sink.Flush();
+    CHECK(s.code() == base::Code::kIoError);
+    CHECK(s.message().find(bad) != std::string::npos);
+    CHECK(sink.buffered_rows() == rows.size());
+    for (const auto& f : FilesUnder(dir.path(), /*hidden=*/true)) {
+      CHECK_FALSE(f.filename().string().starts_with(".part-"));
+      CHECK_MESSAGE(!f.filename().string().ends_with(".csv.zst"), f.string());  // nothing published
+    }
+    fs::remove(dir.path() + "/" + bad);
+    s = sink.Flush();
+    REQUIRE_MESSAGE(s.ok(), s.ToString());
+    CHECK(FilesUnder(dir.path()).size() == 4);
+    CHECK(sink.Close().ok());
   }
-  FileSink sink(config);
-  REQUIRE(sink.Open().ok());
-  // The last day's folder cannot be made: the second half of the flush, staged on the helper
-  // thread, fails.
-  { std::ofstream(dir.path() + "/date=2024-01-09") << "x"; }
-  REQUIRE(sink.Write(rows).ok());
-  base::Status s = sink.Flush();
-  CHECK(s.code() == base::Code::kIoError);
-  CHECK(s.message().find("date=2024-01-09") != std::string::npos);
-  CHECK(sink.buffered_rows() == rows.size());
-  for (const auto& f : FilesUnder(dir.path(), /*hidden=*/true)) {
-    CHECK_FALSE(f.filename().string().starts_with(".part-"));
-  }
-  fs::remove(dir.path() + "/date=2024-01-09");
-  s = sink.Flush();
-  REQUIRE_MESSAGE(s.ok(), s.ToString());
-  CHECK(FilesUnder(dir.path()).size() == 4);
-  CHECK(sink.Close().ok());
 }
 
 namespace {
