@@ -33,9 +33,9 @@
 // another process holds: one sink instance per path.
 //
 //   - A large flush (kParallelStageRows rows or more: a bounded input's end, a catch-up) stages
-//     its files on two threads, each with its own compressor: the second half of its files on
-//     a helper thread started for that flush. The files, the journal record and the names are
-//     the same as with one thread.
+//     its files on two threads, each with its own compressor: the writer takes files from the
+//     first on, a helper thread started for that flush from the last back, until they meet.
+//     The files, the journal record and the names are the same as with one thread.
 //
 // Thread-compatible: one writer thread, as every Sink (the syncer thread and a large flush's
 // helper are the sink's own).
