@@ -402,7 +402,8 @@ base::Status FileSink::Write(std::span<const window::WindowRow> rows) {
 base::Status FileSink::WriteBatch(const RowBatchPtr& rows) {
   if (rows->empty()) return {};
   batches_.push_back(rows);
-  buffer_.reserve(buffer_.size() + rows->size());
+  const size_t need = buffer_.size() + rows->size();
+  if (need > buffer_.capacity()) buffer_.reserve(std::max(need, 2 * buffer_.capacity()));
   for (const window::WindowRow& row : *rows) buffer_.push_back(&row);
   return {};
 }
@@ -501,7 +502,10 @@ base::Status FileSink::Flush() {
   size_t front = 0;
   size_t back = groups.size();
   bool failed = false;  // guarded by claim_mu
-  for (Encoder& e : encoders_) e.staged_bytes = 0;
+  for (Encoder& e : encoders_) {
+    e.staged_bytes = 0;
+    e.dev_checked_dir.clear();  // a folder may have been replaced since the last flush
+  }
   auto stage = [&](Encoder* enc, bool from_front) -> base::Status {
     for (;;) {
       size_t g;

@@ -393,6 +393,42 @@ TEST_CASE("a large flush staged on two threads writes what small flushes write, 
   }
 }
 
+// Waits until the sink's thread has made all its spares; a busy machine may take a while.
+void WaitForSpares(const FileSink& sink) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+  while (sink.spares_ready() < FileSink::kSpareFiles && std::chrono::steady_clock::now() < until) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  REQUIRE(sink.spares_ready() == FileSink::kSpareFiles);
+}
+
+TEST_CASE("a partition folder replaced by a file fails the next flush before it publishes") {
+  TempDir dir;
+  auto config = FileConfig(dir.path(), config::FileFormat::kCsv, config::Compression::kNone);
+  config.partition_by = {"date"};
+  FileSink sink(config);
+  REQUIRE(sink.Open().ok());
+  WaitForSpares(sink);
+  REQUIRE(sink.Write(std::vector{MakeRow("A", kJan6, kJan6 + 4 * kHourMs, 1)}).ok());
+  REQUIRE(sink.Flush().ok());
+  fs::remove_all(dir.path() + "/date=2024-01-06");
+  { std::ofstream(dir.path() + "/date=2024-01-06") << "x"; }
+  WaitForSpares(sink);
+  // The day before comes first: with a spare taken for the folder that is now a file, its
+  // file would be published before the rename into that "folder" failed.
+  const std::vector<window::WindowRow> rows = {
+      MakeRow("A", kJan6 - 24 * kHourMs, kJan6 - 20 * kHourMs, 1),
+      MakeRow("A", kJan6, kJan6 + 4 * kHourMs, 2)};
+  REQUIRE(sink.Write(rows).ok());
+  const base::Status s = sink.Flush();
+  CHECK(s.code() == base::Code::kIoError);
+  CHECK(s.message().find("date=2024-01-06") != std::string::npos);
+  for (const fs::path& f : FilesUnder(dir.path())) {
+    CHECK_MESSAGE(f.string().find("date=2024-01-05") == std::string::npos, f);
+  }
+  CHECK(sink.buffered_rows() == rows.size());
+}
+
 TEST_CASE("a large flush with a failure on either thread keeps its rows and leaves no temp file") {
   // This thread stages groups from the first, the helper from the last: a folder that cannot
   // be made on the first day fails this thread, one on the last day the helper.
@@ -410,6 +446,7 @@ TEST_CASE("a large flush with a failure on either thread keeps its rows and leav
     }
     FileSink sink(config);
     REQUIRE(sink.Open().ok());
+    WaitForSpares(sink);  // a spare must not be taken for a folder that is a file
     { std::ofstream(dir.path() + "/" + bad) << "x"; }
     REQUIRE(sink.Write(rows).ok());
     base::Status s = sink.Flush();
@@ -452,12 +489,7 @@ TEST_CASE("a flush writes its files into spares made ahead, and a closed sink le
   config.partition_by = {"date"};
   FileSink sink(config);
   REQUIRE(sink.Open().ok());
-  // Made on the sink's own thread; a busy machine may take a while.
-  const auto until = std::chrono::steady_clock::now() + std::chrono::minutes(1);
-  while (sink.spares_ready() < FileSink::kSpareFiles && std::chrono::steady_clock::now() < until) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  REQUIRE(sink.spares_ready() == FileSink::kSpareFiles);
+  WaitForSpares(sink);
   std::set<uint64_t> spare_inodes;
   for (const fs::path& p : Spares(dir.path())) spare_inodes.insert(Inode(p));
   REQUIRE(spare_inodes.size() == FileSink::kSpareFiles);
