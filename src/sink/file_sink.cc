@@ -394,7 +394,6 @@ std::string FileSink::Relative(const std::string& path) const {
 }
 
 base::Status FileSink::Write(std::span<const window::WindowRow> rows) {
-  if (rows.empty()) return {};
   return WriteBatch(
       std::make_shared<const std::vector<window::WindowRow>>(rows.begin(), rows.end()));
 }

@@ -77,21 +77,16 @@ void AppendRow(const window::WindowRow& row, char sep, bool json, AppendString a
       out->push_back(sep);
     }
   };
-  auto time = [&](int64_t ms) {
+  auto time = [&](int64_t ms, BoundText* cache = nullptr) {
     if (json) out->push_back('"');
-    base::AppendIsoUtc(ms, out);
-    if (json) out->push_back('"');
-  };
-  auto bound = [&](int64_t ms, BoundText* cache) {
-    if (json) out->push_back('"');
-    cache->Append(ms, out);
+    cache != nullptr ? cache->Append(ms, out) : base::AppendIsoUtc(ms, out);
     if (json) out->push_back('"');
   };
   thread_local BoundText start_text;
   thread_local BoundText end_text;
   key(0), append_string(row.station, out);
-  key(1), bound(row.window_start_ms, &start_text);
-  key(2), bound(row.window_end_ms, &end_text);
+  key(1), time(row.window_start_ms, &start_text);
+  key(2), time(row.window_end_ms, &end_text);
   key(3), AppendInt(row.entries, out);
   key(4), AppendInt(row.exits, out);
   key(5), AppendInt(row.events, out);

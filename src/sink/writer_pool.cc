@@ -38,8 +38,6 @@ uint64_t WriterPool::Submit(RowBatchPtr rows, Clock::time_point emitted, int64_t
 
 uint64_t WriterPool::Submit(std::vector<RowBatchPtr> parts, Clock::time_point emitted,
                             int64_t append_ms) {
-  RowBatchPtr rows = std::move(parts.front());
-  parts.erase(parts.begin());
   std::lock_guard<std::mutex> order(submit_mu_);
   const uint64_t seq = submitted_.load() + 1;
   for (auto& w : writers_) {
@@ -51,7 +49,7 @@ uint64_t WriterPool::Submit(std::vector<RowBatchPtr> parts, Clock::time_point em
     if (stopping_.load()) return seq - 1;
     // A sink that failed for good never acknowledges again, whatever it is given.
     if (w->failed.load()) continue;
-    w->queue.push_back(Item{rows, parts, seq, emitted, append_ms});
+    w->queue.push_back(Item{parts, seq, emitted, append_ms});
     if (w->metrics != nullptr) w->metrics->queue_depth->Set(static_cast<double>(w->queue.size()));
     w->cv.notify_all();
   }
@@ -70,11 +68,11 @@ void WriterPool::RequestFlush() {
   for (auto& w : writers_) {
     std::lock_guard<std::mutex> lock(w->mu);
     // One pending request is enough.
-    if (!w->queue.empty() && w->queue.back().rows == nullptr) {
+    if (!w->queue.empty() && w->queue.back().parts.empty()) {
       w->queue.back().seq = std::max(w->queue.back().seq, target);
       continue;
     }
-    w->queue.push_back(Item{nullptr, {}, target, Clock::now()});
+    w->queue.push_back(Item{{}, target, Clock::now()});
     w->cv.notify_all();
   }
 }
@@ -91,7 +89,7 @@ bool WriterPool::Drain(std::chrono::milliseconds timeout) {
   const uint64_t target = submitted_.load();
   for (auto& w : writers_) {
     std::lock_guard<std::mutex> lock(w->mu);
-    w->queue.push_back(Item{nullptr, {}, target, Clock::now()});
+    w->queue.push_back(Item{{}, target, Clock::now()});
     w->cv.notify_all();
   }
   const auto deadline = Clock::now() + timeout;
@@ -310,13 +308,13 @@ void WriterPool::Run(Writer* w) {
     }
     if (!pending()) pending_since = Clock::now();
     bool force = false;
-    if (item.rows != nullptr) {
+    if (!item.parts.empty()) {
       size_t item_rows = 0;
       bool written = true;
-      for (size_t i = 0; i <= item.more.size() && written; ++i) {
-        const RowBatchPtr& part = i == 0 ? item.rows : item.more[i - 1];
+      for (const RowBatchPtr& part : item.parts) {
         if (part->empty()) continue;
         written = Retry(w, "write", part->size(), [&] { return sink.WriteBatch(part); });
+        if (!written) break;
         item_rows += part->size();
       }
       if (!written) break;

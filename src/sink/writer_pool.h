@@ -102,8 +102,7 @@ class WriterPool {
 
  private:
   struct Item {
-    RowBatchPtr rows;               // null: a flush request
-    std::vector<RowBatchPtr> more;  // the submission's further batches, if it has several
+    std::vector<RowBatchPtr> parts;  // the submission's batches; none: a flush request
     uint64_t seq = 0;
     std::chrono::steady_clock::time_point emitted;
     int64_t append_ms = window::kNoTime;
