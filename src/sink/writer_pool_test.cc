@@ -270,7 +270,7 @@ std::vector<size_t> FlushesUnderLoad(config::SinkConfig c, int queued, milliseco
   uint64_t last = 0;
   for (int i = 0; i < queued; ++i) last = pool.Submit(OneRow(), std::chrono::steady_clock::now());
   raw->Release();
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (pool.Acked() < last && std::chrono::steady_clock::now() < give_up) {
     std::this_thread::sleep_for(milliseconds(1));
   }
