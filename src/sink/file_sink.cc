@@ -523,9 +523,9 @@ base::Status FileSink::Flush() {
     }
   };
   base::Status helper_status;
-  std::thread helper;
+  std::jthread helper;  // joined on every way out, an exception from this thread's stage too
   if (parallel) {
-    helper = std::thread([&] {
+    helper = std::jthread([&] {
       base::NameThisThread(std::string("stage-").append(config_.name));
       helper_status = stage(&encoders_[1], /*from_front=*/false);
     });
