@@ -88,12 +88,13 @@ int main(int argc, char** argv) {
   if (!made.ok()) return 2;
   std::unique_ptr<decode::Decoder> decoder = std::move(made).value();
 
-  // The file source's path: 1 MiB chunks cut after a newline, each decoded and, with a
-  // router, routed and flushed. With `recycle`, the flushed batches go straight back to the
-  // router's pool, as a shard hands them back. Returns the records decoded.
+  // The file source's path: chunks of a read buffer's size cut after a newline, each decoded
+  // and, with a router, routed; the router is flushed at the end of each file. With `recycle`, the
+  // flushed batches go straight back to the router's pool, as a shard hands them back. Returns the
+  // records decoded.
   ingest::ShardChannel channel;
   auto read_all = [&](ingest::Router* router, bool recycle) {
-    constexpr size_t kChunk = 1 << 20;
+    constexpr size_t kChunk = 2 * base::LineChunkReader::kChunkBytes;
     const window::SourceProgress reading{window::kNoTime, false, false};
     int64_t records = 0;
     for (size_t i = 0; i < texts.size(); ++i) {
@@ -106,12 +107,12 @@ int main(int argc, char** argv) {
           if (nl != std::string_view::npos && nl >= at) end = nl + 1;
         }
         decoder->DecodeLines(all.substr(at, end - at), &lines);
-        if (router != nullptr) router->Flush(reading);
         for (window::RecordBatch* b = nullptr; recycle && channel.queue.try_dequeue(b);) {
           router->Release(b);
         }
         at = end;
       }
+      if (router != nullptr) router->Flush(reading);
       records += lines.records();
     }
     return records;

@@ -95,9 +95,12 @@ void FileSource::Run(const std::atomic<bool>& stop) {
                             .count());
       Lines lines{ingestor_.get(), slot, line_no, &clock};
       line_no += ingestor_->decoder().DecodeLines(chunk, &lines);
-      ingestor_->router().Flush(reading);
+      // A stream's lines go to the shards as they arrive; a regular file's in full batches,
+      // which the router sends as they fill, and the rest at the end of the file.
+      if (!(*reader)->reads_ahead()) ingestor_->router().Flush(reading);
       ingestor_->PublishMetrics();
     }
+    ingestor_->router().Flush(reading);
     if (!(*reader)->status().ok()) {
       base::Log(base::LogLevel::kError, "file-source", "read failed",
                 {{"path", path}, {"error", (*reader)->status().ToString()}});
