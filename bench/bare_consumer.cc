@@ -181,7 +181,17 @@ int main(int argc, char** argv) {
   int64_t bytes = 0;
   auto last_progress = start;
   while (remaining > 0) {
-    const ssize_t n = rd_kafka_consume_batch_queue(queue, 100, msgs.data(), msgs.size());
+    // As the kafka source polls (src/sink/kafka_poll.h): what has arrived, waiting only while
+    // nothing has.
+    ssize_t n = rd_kafka_consume_batch_queue(queue, 0, msgs.data(), msgs.size());
+    if (n == 0) {
+      n = rd_kafka_consume_batch_queue(queue, 100, msgs.data(), 1);
+      if (n == 1) {
+        const ssize_t more =
+            rd_kafka_consume_batch_queue(queue, 0, msgs.data() + 1, msgs.size() - 1);
+        if (more > 0) n += more;
+      }
+    }
     const auto now = Clock::now();
     if (n > 0) last_progress = now;
     for (ssize_t k = 0; k < n; ++k) {

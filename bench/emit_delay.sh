@@ -20,9 +20,10 @@
 #
 # Output: a `sync_floor:` line (p50, p99 and max of the synced writes alone), a `records:` line
 # (produced, the producer's achieved rate, consumed), a `sink:` line
-# (flushes, files, flush duration) and one line starting with `emit_delay:` (windows: distinct
+# (flushes, files, flush duration), one line starting with `emit_delay:` (windows: distinct
 # windows in the lake; emits: acknowledged submissions, each holding every window one watermark
-# step closed on one input partition). Builds the Release binary into --build-dir (default
+# step closed on one input partition) and an `end_to_end:` line (turnstiled_end_to_end_latency_seconds:
+# from the newest record's append time in the broker to the same acknowledgement). Builds the Release binary into --build-dir (default
 # build/bench) unless --no-build. Everything goes to a temp dir removed at exit; it stops only
 # the processes it started, by PID.
 set -euo pipefail
@@ -253,3 +254,5 @@ echo "sink: flushes=$flushes files=$(metric turnstiled_sink_files_total)" \
 read -r emits p50 p99 max_le < <(histogram turnstiled_emit_delay_seconds)
 echo "emit_delay: window=$window rate=${rate}/s windows=$windows emits=$emits p50_ms=$p50" \
   "p99_ms=$p99 max_le_ms=$max_le"
+read -r e2e_n e2e_p50 e2e_p99 e2e_max < <(histogram turnstiled_end_to_end_latency_seconds)
+echo "end_to_end: window=$window emits=$e2e_n p50_ms=$e2e_p50 p99_ms=$e2e_p99 max_le_ms=$e2e_max"

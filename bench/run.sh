@@ -526,7 +526,7 @@ if [[ -f "$repo/bench/emit_delay.sh" ]]; then
   for window in 4h 1m; do
     if bash "$repo/bench/emit_delay.sh" --build-dir "$build" --no-build --window "$window" \
       > "$tmp/emit_delay.out" 2> "$tmp/emit_delay.log"; then
-      grep -E '^(sync_floor|emit_delay):' "$tmp/emit_delay.out" ||
+      grep -E '^(sync_floor|emit_delay|end_to_end):' "$tmp/emit_delay.out" ||
         echo "emit_delay: no result line ($window windows)"
     else
       echo "emit_delay: bench/emit_delay.sh --window $window failed: $(grep -E \

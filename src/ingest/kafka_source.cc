@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "base/log.h"
+#include "sink/kafka_poll.h"
 
 namespace turnstiled::ingest {
 
@@ -165,8 +166,8 @@ class KafkaSource : public Source {
       Backpressure(stop);
       // Polling goes on while paused: it keeps this member in the group (max.poll.interval.ms)
       // and serves rebalances; paused partitions deliver nothing.
-      const ssize_t n = rd_kafka_consume_batch_queue(queue_, static_cast<int>(kPollTimeout.count()),
-                                                     msgs.data(), msgs.size());
+      // What has arrived, up to kPollBatch, waiting only while nothing has (sink/kafka_poll.h).
+      const ssize_t n = sink::TakeMessages(queue_, static_cast<int>(kPollTimeout.count()), &msgs);
       const auto now = Clock::now();
       // Behind: paused, a full batch (more is waiting), or back from a long gap between polls
       // (a frozen or starved process, whose fetcher was frozen too). Then a partition's last

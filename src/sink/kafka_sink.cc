@@ -9,6 +9,7 @@
 
 #include "base/civil_time.h"
 #include "base/log.h"
+#include "sink/kafka_poll.h"
 #include "sink/row_format.h"
 
 namespace turnstiled::sink {
@@ -190,7 +191,7 @@ class KafkaSink::ProgressReader {
         return Status::Unavailable("reading " + topic_ + " to its end took longer than " +
                                    std::to_string(timeout.count()) + " ms");
       }
-      const ssize_t n = rd_kafka_consume_batch_queue(queue_, 100, msgs.data(), msgs.size());
+      const ssize_t n = TakeMessages(queue_, 100, &msgs);
       for (ssize_t i = 0; i < n; ++i) Handle(msgs[static_cast<size_t>(i)], out);
     }
   }
