@@ -203,8 +203,7 @@ bool LineChunkReader::Fill() {
   }
   ZSTD_outBuffer ob{out, room, 0};
   while (ob.pos == 0) {
-    if (raw_pos_ == raw_len_) {
-      if (eof_) return false;
+    if (raw_pos_ == raw_len_ && !eof_) {
       const ssize_t r = Read(raw_.data(), raw_.size());
       if (r < 0) {
         status_ = Status::IoError("read " + path_ + ": " + std::strerror(errno));
@@ -213,13 +212,25 @@ bool LineChunkReader::Fill() {
       if (stream_ ? r == 0 : static_cast<size_t>(r) < raw_.size()) eof_ = true;
       raw_pos_ = 0;
       raw_len_ = static_cast<size_t>(r);
-      if (r == 0) return false;
     }
+    // With all the input taken, zstd may still hold decoded bytes it had no room to hand
+    // over (a frame without a checksum leaves no input behind them): it is called again with
+    // none until it says the frame is complete.
+    if (raw_pos_ == raw_len_ && zstd_frame_done_) return false;
+    const bool more_input = raw_pos_ < raw_len_;
     ZSTD_inBuffer ib{raw_.data(), raw_len_, raw_pos_};
     const size_t rc = ZSTD_decompressStream(dctx_, &ob, &ib);
     raw_pos_ = ib.pos;
     if (ZSTD_isError(rc)) {
       status_ = Status::IoError("zstd " + path_ + ": " + ZSTD_getErrorName(rc));
+      return false;
+    }
+    zstd_frame_done_ = rc == 0;
+    if (!more_input && ob.pos == 0) {
+      // Nothing held back and nothing more to read: the input stopped part way through a frame.
+      if (stop_ != nullptr && stop_->load(std::memory_order_relaxed)) return false;
+      status_ =
+          Status::IoError("zstd " + path_ + ": the file ends inside a zstd frame (truncated)");
       return false;
     }
   }

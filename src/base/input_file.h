@@ -99,6 +99,7 @@ class LineChunkReader {
   std::string raw_;    // compressed input (zstd only)
   size_t raw_pos_ = 0;
   size_t raw_len_ = 0;
+  bool zstd_frame_done_ = true;  // the last ZSTD_decompressStream() ended a frame, fully flushed
   bool eof_ = false;
   std::string buf_;  // decoded bytes; [start_, len_) not yet returned
   size_t start_ = 0;

@@ -129,3 +129,52 @@ TEST_CASE("reading ahead reports a corrupt zstd file as an error once its good c
   std::remove(plain.c_str());
   std::remove(zst.c_str());
 }
+
+TEST_CASE("a zstd file without checksums is read to its last byte, whatever the room left") {
+  // Without a checksum after the last block, zstd takes in all of a file's input while it may
+  // still hold decoded bytes it had no room to hand over; they must not be lost at the end of
+  // the input. Many lengths, so that the end falls at many points of the buffers.
+  for (int lines : {20000, 33333, 50000, 65432, 80001, 99999, 123457}) {
+    std::string text;
+    for (int i = 0; i < lines; ++i) {
+      text.append("R").append(std::to_string(i * 7919 % 100003));
+      text.append(",A").append(std::to_string(i)).append(",x\n");
+    }
+    const std::string plain = TempPath("nocheck.txt");
+    std::ofstream(plain) << text;
+    const std::string zst = plain + ".zst";
+    REQUIRE(std::system(("zstd -q -f --no-check -o " + zst + " " + plain).c_str()) == 0);
+    for (bool ahead : {false, true}) {
+      auto r = LineChunkReader::Open(zst, nullptr, {}, ahead);
+      REQUIRE(r.ok());
+      std::string joined;
+      std::string_view chunk;
+      while ((*r)->Next(&chunk)) joined.append(chunk);
+      CHECK_MESSAGE((*r)->status().ok(), (*r)->status().ToString());
+      CHECK_MESSAGE(joined.size() == text.size(), lines << " lines, read ahead " << ahead);
+      CHECK(joined == text);
+    }
+    std::remove(plain.c_str());
+    std::remove(zst.c_str());
+  }
+}
+
+TEST_CASE("a zstd file that ends inside a frame is an error, not a shorter input") {
+  std::string text;
+  for (int i = 0; i < 100000; ++i) text += "line " + std::to_string(i) + ",some,fields\n";
+  const auto [plain, zst] = WritePlainAndZst("cut.txt", text);
+  const auto size = std::filesystem::file_size(zst);
+  std::filesystem::resize_file(zst, size - size / 3);
+  for (bool ahead : {false, true}) {
+    auto r = LineChunkReader::Open(zst, nullptr, {}, ahead);
+    REQUIRE(r.ok());
+    std::string_view chunk;
+    size_t read = 0;
+    while ((*r)->Next(&chunk)) read += chunk.size();
+    CHECK(read < text.size());
+    CHECK_FALSE((*r)->status().ok());
+    CHECK((*r)->status().message().find("ends inside a zstd frame") != std::string::npos);
+  }
+  std::remove(plain.c_str());
+  std::remove(zst.c_str());
+}

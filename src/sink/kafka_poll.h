@@ -22,7 +22,9 @@ inline ssize_t TakeMessages(rd_kafka_queue_t* queue, int timeout_ms,
   rd_kafka_message_t** out = msgs->data();
   const size_t size = msgs->size();
   ssize_t n = rd_kafka_consume_batch_queue(queue, 0, out, size);
-  if (n != 0 || timeout_ms == 0 || size == 0) return n;
+  // An error of the draining call goes on to the waiting call, which reports it: returned at
+  // once, it would have the caller poll again without waiting.
+  if (n > 0 || timeout_ms == 0 || size == 0) return n;
   n = rd_kafka_consume_batch_queue(queue, timeout_ms, out, 1);
   if (n != 1 || size == 1) return n;
   const ssize_t more = rd_kafka_consume_batch_queue(queue, 0, out + 1, size - 1);
