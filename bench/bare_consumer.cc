@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include "sink/kafka_poll.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -181,17 +183,8 @@ int main(int argc, char** argv) {
   int64_t bytes = 0;
   auto last_progress = start;
   while (remaining > 0) {
-    // As the kafka source polls (src/sink/kafka_poll.h): what has arrived, waiting only while
-    // nothing has.
-    ssize_t n = rd_kafka_consume_batch_queue(queue, 0, msgs.data(), msgs.size());
-    if (n == 0) {
-      n = rd_kafka_consume_batch_queue(queue, 100, msgs.data(), 1);
-      if (n == 1) {
-        const ssize_t more =
-            rd_kafka_consume_batch_queue(queue, 0, msgs.data() + 1, msgs.size() - 1);
-        if (more > 0) n += more;
-      }
-    }
+    // The kafka source's poll: what has arrived, waiting only while nothing has.
+    const ssize_t n = turnstiled::sink::TakeMessages(queue, 100, &msgs);
     const auto now = Clock::now();
     if (n > 0) last_progress = now;
     for (ssize_t k = 0; k < n; ++k) {

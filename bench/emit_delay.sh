@@ -22,9 +22,10 @@
 # (produced, the producer's achieved rate, consumed), a `sink:` line
 # (flushes, files, flush duration), one line starting with `emit_delay:` (windows: distinct
 # windows in the lake; emits: acknowledged submissions, each holding every window one watermark
-# step closed on one input partition) and an `end_to_end:` line (turnstiled_end_to_end_latency_seconds:
-# from the newest record's append time in the broker to the same acknowledgement). Builds the Release binary into --build-dir (default
-# build/bench) unless --no-build. Everything goes to a temp dir removed at exit; it stops only
+# step closed on one input partition) and an `end_to_end:` line
+# (turnstiled_end_to_end_latency_seconds: from the newest record's append time in the broker to
+# the same acknowledgement). Builds the Release binary into --build-dir (default build/bench)
+# unless --no-build. Everything goes to a temp dir removed at exit; it stops only
 # the processes it started, by PID.
 set -euo pipefail
 

@@ -18,13 +18,25 @@ std::string TempPath(const char* name) {
   return std::string("/tmp/turnstiled-input-") + std::to_string(::getpid()) + "-" + name;
 }
 
-// Writes `text` to a temp file `name` and a zstd copy of it beside; returns {plain, zst}.
-std::pair<std::string, std::string> WritePlainAndZst(const char* name, const std::string& text) {
+// Writes `text` to a temp file `name` and a zstd copy of it beside (made with the `zstd` CLI
+// and its `flags`); returns {plain, zst}.
+std::pair<std::string, std::string> WritePlainAndZst(const char* name, const std::string& text,
+                                                     const std::string& flags = "") {
   const std::string plain = TempPath(name);
   std::ofstream(plain) << text;
   const std::string zst = plain + ".zst";
-  REQUIRE(std::system(("zstd -q -f -o " + zst + " " + plain).c_str()) == 0);
+  REQUIRE(std::system(("zstd -q -f " + flags + " -o " + zst + " " + plain).c_str()) == 0);
   return {plain, zst};
+}
+
+// Every chunk of `path` joined, and the reader's status once Next() has returned false.
+std::pair<std::string, turnstiled::base::Status> ReadAll(const std::string& path, bool read_ahead) {
+  auto r = LineChunkReader::Open(path, nullptr, {}, read_ahead);
+  REQUIRE(r.ok());
+  std::string joined;
+  std::string_view chunk;
+  while ((*r)->Next(&chunk)) joined.append(chunk);
+  return {joined, (*r)->status()};
 }
 }  // namespace
 
@@ -118,14 +130,10 @@ TEST_CASE("reading ahead reports a corrupt zstd file as an error once its good c
   REQUIRE(bytes.size() > 1000);
   for (size_t i = bytes.size() / 2; i < bytes.size() / 2 + 64; ++i) bytes[i] = '\xff';
   std::ofstream(zst, std::ios::binary | std::ios::trunc) << bytes;
-  auto r = LineChunkReader::Open(zst, nullptr, {}, /*read_ahead=*/true);
-  REQUIRE(r.ok());
-  std::string_view chunk;
-  size_t read = 0;
-  while ((*r)->Next(&chunk)) read += chunk.size();
-  CHECK(read < text.size());
-  CHECK_FALSE((*r)->status().ok());
-  CHECK((*r)->status().message().find(zst) != std::string::npos);
+  const auto [read, status] = ReadAll(zst, /*read_ahead=*/true);
+  CHECK(read.size() < text.size());
+  CHECK_FALSE(status.ok());
+  CHECK(status.message().find(zst) != std::string::npos);
   std::remove(plain.c_str());
   std::remove(zst.c_str());
 }
@@ -140,17 +148,10 @@ TEST_CASE("a zstd file without checksums is read to its last byte, whatever the 
       text.append("R").append(std::to_string(i * 7919 % 100003));
       text.append(",A").append(std::to_string(i)).append(",x\n");
     }
-    const std::string plain = TempPath("nocheck.txt");
-    std::ofstream(plain) << text;
-    const std::string zst = plain + ".zst";
-    REQUIRE(std::system(("zstd -q -f --no-check -o " + zst + " " + plain).c_str()) == 0);
+    const auto [plain, zst] = WritePlainAndZst("nocheck.txt", text, "--no-check");
     for (bool ahead : {false, true}) {
-      auto r = LineChunkReader::Open(zst, nullptr, {}, ahead);
-      REQUIRE(r.ok());
-      std::string joined;
-      std::string_view chunk;
-      while ((*r)->Next(&chunk)) joined.append(chunk);
-      CHECK_MESSAGE((*r)->status().ok(), (*r)->status().ToString());
+      const auto [joined, status] = ReadAll(zst, ahead);
+      CHECK_MESSAGE(status.ok(), status.ToString());
       CHECK_MESSAGE(joined.size() == text.size(), lines << " lines, read ahead " << ahead);
       CHECK(joined == text);
     }
@@ -166,14 +167,10 @@ TEST_CASE("a zstd file that ends inside a frame is an error, not a shorter input
   const auto size = std::filesystem::file_size(zst);
   std::filesystem::resize_file(zst, size - size / 3);
   for (bool ahead : {false, true}) {
-    auto r = LineChunkReader::Open(zst, nullptr, {}, ahead);
-    REQUIRE(r.ok());
-    std::string_view chunk;
-    size_t read = 0;
-    while ((*r)->Next(&chunk)) read += chunk.size();
-    CHECK(read < text.size());
-    CHECK_FALSE((*r)->status().ok());
-    CHECK((*r)->status().message().find("ends inside a zstd frame") != std::string::npos);
+    const auto [read, status] = ReadAll(zst, ahead);
+    CHECK(read.size() < text.size());
+    CHECK_FALSE(status.ok());
+    CHECK(status.message().find("ends inside a zstd frame") != std::string::npos);
   }
   std::remove(plain.c_str());
   std::remove(zst.c_str());
