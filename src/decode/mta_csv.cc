@@ -57,14 +57,26 @@ bool ParseDate(std::string_view date, int64_t* day_seconds) {
   return scan::CivilSeconds(y, mo, d, 0, 0, 0, day_seconds);
 }
 
-// TIME as HH:MM:SS. Returns the seconds since midnight.
-bool ParseTime(std::string_view time, int64_t* seconds) {
-  unsigned h, mi, s;
-  if (time.size() != 8 || time[2] != ':' || time[5] != ':' || !scan::Digits(time.data(), 2, &h) ||
-      !scan::Digits(time.data() + 3, 2, &mi) || !scan::Digits(time.data() + 6, 2, &s) || h > 23 ||
-      mi > 59 || s > 59) {
+// TIME as HH:MM:SS, the 8 bytes at p. Returns the seconds since midnight. The bytes are read
+// as one word: the two colons are checked, then replaced by '0' so that one test checks the
+// six digits.
+[[gnu::always_inline]] inline bool ParseTime8(const char* p, int64_t* seconds) {
+  uint64_t x;
+  std::memcpy(&x, p, 8);
+  if constexpr (std::endian::native != std::endian::little) x = __builtin_bswap64(x);
+  constexpr uint64_t kColons = 0x0000FF0000FF0000ULL;  // bytes 2 and 5
+  if ((x & kColons) != (0x00003A00003A0000ULL)) return false;
+  x = (x & ~kColons) | (0x0000300000300000ULL);
+  constexpr uint64_t kHigh = 0xF0F0F0F0F0F0F0F0ULL;
+  if (((x & kHigh) | (((x + 0x0606060606060606ULL) & kHigh) >> 4)) != 0x3333333333333333ULL) {
     return false;
   }
+  x -= 0x3030303030303030ULL;
+  auto digit = [x](int i) { return static_cast<unsigned>((x >> (8 * i)) & 0xFF); };
+  const unsigned h = digit(0) * 10 + digit(1);
+  const unsigned mi = digit(3) * 10 + digit(4);
+  const unsigned s = digit(6) * 10 + digit(7);
+  if (h > 23 || mi > 59 || s > 59) return false;
   *seconds = h * 3600 + mi * 60 + s;
   return true;
 }
@@ -370,28 +382,50 @@ DecodeStatus MtaCsvDecoder::DecodeScanned(std::string_view line, const LineScan&
                                           Record* out) {
   const size_t n = scan.commas + 1;
   if (n != 11 && n != 13) return DecodeStatus::kBadFieldCount;
-  // Only the fields DecodeFields reads are made, with no loop: an array of kMaxFields views
-  // would be zeroed first, and that was a third of this function's time.
-  alignas(std::string_view) std::byte storage[kMaxFields * sizeof(std::string_view)];
-  auto* const f = reinterpret_cast<std::string_view*>(storage);
+  // The fields are read straight from the comma positions, with the same checks in the same
+  // order as DecodeFields: no array of field views is made (its stores and the loads right
+  // after them were a third of the decoder's time).
   const char* const p = line.data();
   const uint32_t* const c = scan.comma;
-  auto make = [&](size_t i) {  // field i of at least two, not the last
-    new (f + i) std::string_view(p + c[i - 1] + 1, c[i] - c[i - 1] - 1);
-  };
-  new (f) std::string_view(p, c[0]);
-  make(1);
-  make(2);
-  make(3);
-  make(kDate);
-  make(kTime);
-  make(kEntries);
-  if (n == 13) {
-    make(kExits);
-  } else {  // the last field: a trailing '\r' or blanks go
-    new (f + kExits) std::string_view(scan::Trim(line.substr(c[kExits - 1] + 1)));
+  if (c[0] == 0 || c[1] == c[0] + 1 || c[2] == c[1] + 1 || c[3] == c[2] + 1) {
+    return DecodeStatus::kMissingField;
   }
-  return DecodeFields(line, f, n, /*quoted=*/false, out);
+  const std::string_view date(p + c[kDate - 1] + 1, c[kDate] - c[kDate - 1] - 1);
+  int64_t day;
+  if (!DayOf(date, &day)) return DecodeStatus::kBadTime;
+  int64_t time_of_day;
+  if (c[kTime] - c[kTime - 1] - 1 != 8 || !ParseTime8(p + c[kTime - 1] + 1, &time_of_day)) {
+    return DecodeStatus::kBadTime;
+  }
+  const int64_t local_seconds = day + time_of_day;
+  DecodeStatus s = scan::ParseCounterIn(
+      p, std::string_view(p + c[kEntries - 1] + 1, c[kEntries] - c[kEntries - 1] - 1),
+      &out->entries);
+  if (s != DecodeStatus::kOk) return s;
+  const std::string_view exits =
+      n == 13 ? std::string_view(p + c[kExits - 1] + 1, c[kExits] - c[kExits - 1] - 1)
+              // the last field: a trailing '\r' or blanks go
+              : scan::Trim(line.substr(c[kExits - 1] + 1));
+  s = scan::ParseCounterIn(p, exits, &out->exits);
+  if (s != DecodeStatus::kOk) return s;
+  // C/A, UNIT and SCP are the first three fields, so the device is a prefix of the row.
+  out->device = std::string_view(p, c[2]);
+  out->station = std::string_view(p + c[2] + 1, c[3] - c[2] - 1);
+  out->event_ms = zone_.ToUtcSeconds(local_seconds) * 1000;
+  return DecodeStatus::kOk;
+}
+
+bool MtaCsvDecoder::FillDate(std::string_view date, uint64_t lo, uint16_t hi, DateSlot* slot) {
+  int64_t day;
+  if (!ParseDate(date, &day)) {
+    slot->len = 0;
+    return false;
+  }
+  slot->lo = lo;
+  slot->hi = hi;
+  slot->len = date.size();
+  slot->day_seconds = day;
+  return true;
 }
 
 DecodeStatus MtaCsvDecoder::DecodeLine(std::string_view line, Record* out) {
@@ -433,21 +467,13 @@ DecodeStatus MtaCsvDecoder::DecodeFields(std::string_view line, const std::strin
   }
   // A file holds a few dates over many rows: the last one parsed is kept.
   const std::string_view date = f[kDate];
-  if (date.size() != last_date_len_ ||
-      !base::ShortEqual(date, std::string_view(last_date_, date.size()))) {
-    int64_t day;
-    if (!ParseDate(date, &day)) return DecodeStatus::kBadTime;
-    if (date.size() <= sizeof last_date_) {
-      std::memcpy(last_date_, date.data(), date.size());
-      last_date_len_ = date.size();
-      last_day_seconds_ = day;
-    } else {
-      last_date_len_ = SIZE_MAX;
-    }
-  }
+  int64_t day;
+  if (!DayOf(date, &day)) return DecodeStatus::kBadTime;
   int64_t time_of_day;
-  if (!ParseTime(f[kTime], &time_of_day)) return DecodeStatus::kBadTime;
-  const int64_t local_seconds = last_day_seconds_ + time_of_day;
+  if (f[kTime].size() != 8 || !ParseTime8(f[kTime].data(), &time_of_day)) {
+    return DecodeStatus::kBadTime;
+  }
+  const int64_t local_seconds = day + time_of_day;
   DecodeStatus s = scan::ParseCounterIn(line.data(), f[kEntries], &out->entries);
   if (s != DecodeStatus::kOk) return s;
   s = scan::ParseCounterIn(line.data(), f[kExits], &out->exits);

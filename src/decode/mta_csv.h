@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -58,16 +59,51 @@ class MtaCsvDecoder final : public Decoder {
   DecodeStatus DecodeFields(std::string_view line, const std::string_view* f, size_t n, bool quoted,
                             Record* out);
 
+  // DATE fields that parsed (their bytes, as 8 + 2) and their local civil seconds at 00:00.
+  struct DateSlot {
+    uint64_t lo = 0;
+    uint16_t hi = 0;
+    size_t len = 0;  // 0: empty
+    int64_t day_seconds = 0;
+  };
+  static constexpr size_t kDateSlots = 16;
+  // The local civil seconds at 00:00 of a DATE field. A file's rows run through the same few
+  // dates, a device at a time: the date of the row before is checked first, then a small cache
+  // keyed by the field's bytes. False if the field is not a date.
+  bool DayOf(std::string_view date, int64_t* day_seconds) {
+    if (date.size() != 8 && date.size() != 10) return false;  // no date has another length
+    uint64_t lo;
+    std::memcpy(&lo, date.data(), 8);
+    uint16_t hi = 0;
+    if (date.size() == 10) std::memcpy(&hi, date.data() + 8, 2);
+    if (lo == last_date_.lo && hi == last_date_.hi && date.size() == last_date_.len) {
+      *day_seconds = last_date_.day_seconds;
+      return true;
+    }
+    // The day of month's two bytes (MM/DD/...), so that up to 16 consecutive days never share
+    // a slot.
+    const auto d0 = static_cast<unsigned char>(date[3]);
+    const auto d1 = static_cast<unsigned char>(date[4]);
+    DateSlot& slot = dates_[(d0 * 10u + d1) % kDateSlots];
+    if ((slot.lo != lo || slot.hi != hi || slot.len != date.size()) &&
+        !FillDate(date, lo, hi, &slot)) {
+      return false;
+    }
+    last_date_ = slot;
+    *day_seconds = slot.day_seconds;
+    return true;
+  }
+  // Parses a DATE field into *slot. False (and the slot left empty) if it is not a date.
+  static bool FillDate(std::string_view date, uint64_t lo, uint16_t hi, DateSlot* slot);
+
   // Constant after construction.
   const size_t max_message_bytes_;
   bool avx2_;  // DecodeLines() uses ScanChunkAvx2 (the CPU has AVX2, unless a test says not)
   // Owned by the calling thread.
   base::LocalTimeConverter zone_;  // caches per-day offsets, hence not const
   std::string device_;             // device of a row whose key fields are quoted; reused
-  // The last DATE field that parsed, and its local civil seconds at midnight.
-  char last_date_[10] = {};
-  size_t last_date_len_ = SIZE_MAX;
-  int64_t last_day_seconds_ = 0;
+  DateSlot last_date_;  // the date of the last row that had one
+  DateSlot dates_[kDateSlots];
 };
 
 }  // namespace turnstiled::decode

@@ -151,6 +151,47 @@ TEST_CASE("the stdout sink prints a batch larger than its write buffer as one al
   CHECK(lines.back().empty());
 }
 
+TEST_CASE("the stdout sink prints station names longer than its write buffer, escaped") {
+  char* text = nullptr;
+  size_t size = 0;
+  std::FILE* out = open_memstream(&text, &size);
+  // 1.5 MiB of control characters, each printed as 4 bytes, and 1 MiB of 2-byte UTF-8: both
+  // lines are several times the 1 MiB buffer.
+  const std::string controls(3 << 19, '\x01');
+  std::string umlauts;
+  for (int i = 0; i < (1 << 19); ++i) umlauts += "ü";
+  {
+    StdoutSink sink(out);
+    std::vector<window::WindowRow> rows = {MakeRow("A", kJan6, kJan6 + 4 * 3600000, 1),
+                                           MakeRow(controls, kJan6, kJan6 + 4 * 3600000, 2),
+                                           MakeRow(umlauts, kJan6, kJan6 + 4 * 3600000, 3)};
+    REQUIRE(sink.Write(rows).ok());
+    REQUIRE(sink.Flush().ok());
+  }
+  std::fclose(out);
+  const std::string printed(text, size);
+  std::free(text);
+  std::vector<std::string> lines;
+  for (size_t at = 0, nl; (nl = printed.find('\n', at)) != std::string::npos; at = nl + 1) {
+    lines.push_back(printed.substr(at, nl - at));
+  }
+  REQUIRE(lines.size() == 3 + 3 + 3 + 1 + 1);
+  auto columns = [](const std::string& line) {
+    return std::count_if(line.begin(), line.end(), [](char c) { return (c & 0xC0) != 0x80; });
+  };
+  for (size_t i = 3; i + 1 < lines.size(); ++i) {
+    INFO("line " << i);
+    CHECK(columns(lines[i]) == columns(lines[3]));
+  }
+  CHECK(columns(lines[3]) == 1 + 4 * (3 << 19) + 1 + 20 + 1 + 20 + 1 + 7 + 1 + 5 + 1 + 6 + 1);
+  std::string escaped;
+  for (size_t i = 0; i < controls.size(); ++i) escaped += "\\x01";
+  CHECK(lines[7] ==
+        "|" + escaped + "|2024-01-06T00:00:00Z|2024-01-06T04:00:00Z|      2|    4|     3|");
+  CHECK(lines[8].rfind("|" + umlauts + std::string(4 * (3 << 19) - (1 << 19), ' ') + "|", 0) == 0);
+  CHECK(lines.back().empty());
+}
+
 TEST_CASE("dead letter lines carry the reason, the source position and the raw bytes") {
   DeadLetterEntry e;
   e.reason = "late";

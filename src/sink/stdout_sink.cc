@@ -13,8 +13,23 @@ namespace {
 
 constexpr int kShownColumns = 6;  // station .. events; the extra columns stay in the files
 
+// True if every byte of s is printable ASCII (0x20 to 0x7E), as station names nearly always
+// are: then s is shown as it is, one column a byte. No branch per byte, so the loop vectorizes.
+bool PlainAscii(std::string_view s) {
+  unsigned outside = 0;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    outside |= static_cast<unsigned char>(c - 0x20u) >= 0x5Fu;
+  }
+  return outside == 0;
+}
+
 // Appends s with each control character as \xNN, so one row stays one line.
 void AppendPrintable(std::string_view s, std::string* out) {
+  if (PlainAscii(s)) {
+    out->append(s);
+    return;
+  }
   static constexpr char kHex[] = "0123456789ABCDEF";
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
@@ -30,6 +45,7 @@ void AppendPrintable(std::string_view s, std::string* out) {
 // Columns that AppendPrintable(s) takes on a terminal: a code point is one column (no
 // continuation byte of UTF-8 counts), an escaped control character four.
 size_t PrintableWidth(std::string_view s) {
+  if (PlainAscii(s)) return s.size();
   size_t width = 0;
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
@@ -99,55 +115,96 @@ base::Status StdoutSink::Flush() {
     numbers(r, len);
     for (int c = 0; c < 3; ++c) width[3 + c] = std::max(width[3 + c], len[c]);
   });
-  // The table goes out through one buffer, kept from flush to flush and written whenever it
-  // holds kWriteBytes, so a large batch needs no memory of its size.
-  std::string& text = text_;
-  text.clear();
+  // The table goes out through one buffer, kept from flush to flush and written out whenever
+  // the next line might not fit, so a large batch needs no memory of its size. Lines are
+  // written through a cursor, with no capacity check per cell. A line takes at most its
+  // columns' widths, 7 separators and a newline; a station's bytes may outnumber its columns
+  // (UTF-8, escaped control characters), by 4 to 1 at most.
+  size_t fixed = kShownColumns + 2;
+  for (int c = 1; c < kShownColumns; ++c) fixed += width[c];
+  const size_t line_max = fixed + 4 * width[0];
+  const size_t capacity = kWriteBytes + line_max;  // the banner fits in kWriteBytes
+  if (buf_size_ < capacity) {
+    buf_.reset(new char[capacity]);  // not zeroed: only what is written is read
+    buf_size_ = capacity;
+  }
+  char* const buf = buf_.get();
+  size_t used = 0;
   bool written = true;
   auto write_out = [&] {
-    written = written && std::fwrite(text.data(), 1, text.size(), out_) == text.size();
-    text.clear();
+    written = written && std::fwrite(buf, 1, used, out_) == used;
+    used = 0;
   };
-  text += "-------------------------------------------\nBatch: ";
-  text += std::to_string(batch_);
-  text += "\n-------------------------------------------\n";
-  std::string rule = "+";
-  for (size_t w : width) rule.append(w, '-').push_back('+');
-  rule += '\n';
-  text += rule;
-  text += '|';
+  auto put = [&](std::string_view v) {
+    std::memcpy(buf + used, v.data(), v.size());
+    used += v.size();
+  };
+  auto pad = [&](size_t n, char c) {
+    std::memset(buf + used, c, n);
+    used += n;
+  };
+  const std::string banner =
+      "-------------------------------------------\nBatch: " + std::to_string(batch_) +
+      "\n-------------------------------------------\n";
+  // Makes room for one more line of the table.
+  auto room = [&] {
+    if (used + line_max > buf_size_) write_out();
+  };
+  auto rule = [&] {
+    room();
+    buf[used++] = '+';
+    for (size_t w : width) {
+      pad(w, '-');
+      buf[used++] = '+';
+    }
+    buf[used++] = '\n';
+  };
+  put(banner);
+  rule();
+  room();
+  buf[used++] = '|';
   for (int c = 0; c < kShownColumns; ++c) {
-    text += window::kColumns[c];
-    text.append(width[c] - std::strlen(window::kColumns[c]), ' ');
-    text += '|';
+    put(window::kColumns[c]);
+    pad(width[c] - std::strlen(window::kColumns[c]), ' ');
+    buf[used++] = '|';
   }
-  text += '\n';
-  text += rule;
+  buf[used++] = '\n';
+  rule();
+  std::string escaped;  // a station that is not all printable ASCII; reused
   each_row([&](const window::WindowRow& r) {
-    text += '|';
-    AppendPrintable(r.station, &text);
-    text.append(width[0] - PrintableWidth(r.station), ' ');
-    text += '|';
+    std::string_view station = r.station;
+    size_t station_width = station.size();
+    if (!PlainAscii(station)) {
+      escaped.clear();
+      AppendPrintable(station, &escaped);
+      station = escaped;
+      station_width = PrintableWidth(r.station);
+    }
+    room();
+    buf[used++] = '|';
+    put(station);
+    pad(width[0] - station_width, ' ');
+    buf[used++] = '|';
     const std::string_view start = start_text(r.window_start_ms);
-    text += start;
-    text.append(width[1] - start.size(), ' ');
-    text += '|';
+    put(start);
+    pad(width[1] - start.size(), ' ');
+    buf[used++] = '|';
     const std::string_view end = end_text(r.window_end_ms);
-    text += end;
-    text.append(width[2] - end.size(), ' ');
-    text += '|';
+    put(end);
+    pad(width[2] - end.size(), ' ');
+    buf[used++] = '|';
     size_t len[3];
     numbers(r, len);
     for (int c = 0; c < 3; ++c) {
-      text.append(width[3 + c] - len[c], ' ');
-      text.append(num[c], len[c]);
-      text += '|';
+      pad(width[3 + c] - len[c], ' ');
+      put(std::string_view(num[c], len[c]));
+      buf[used++] = '|';
     }
-    text += '\n';
-    if (text.size() >= kWriteBytes) write_out();
+    buf[used++] = '\n';
   });
-  text += rule;
-  text += '\n';
+  rule();
+  room();
+  buf[used++] = '\n';
   write_out();
   if (!written || std::fflush(out_) != 0) {
     return base::Status::IoError(std::string("stdout: ") + std::strerror(errno));

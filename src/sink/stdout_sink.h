@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdio>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -44,7 +45,9 @@ class StdoutSink final : public Sink {
   // What the next Flush() prints, in order: batches kept whole, and rows copied by Write()
   // (held in batches of their own).
   std::vector<RowBatchPtr> held_;
-  std::string text_;  // the table being printed, up to about kWriteBytes at a time
+  // The table being printed, up to about kWriteBytes at a time; kept from flush to flush.
+  std::unique_ptr<char[]> buf_;
+  size_t buf_size_ = 0;
   int64_t batch_ = 0;
 };
 
