@@ -24,11 +24,22 @@ class LocalTimeConverter {
   // `zone` is an IANA name ("America/New_York") or "UTC".
   static Result<LocalTimeConverter> Create(const std::string& zone);
 
+  // For the local day that starts at `day_start` (local seconds, a multiple of 86400): true if
+  // one UTC offset holds all day, and that offset (local - UTC, seconds). A caller that keeps
+  // it converts the day's times with a subtraction; false for a day with a transition, whose
+  // times must go through ToUtcSeconds().
+  bool DayOffset(int64_t day_start, int64_t* offset) {
+    const int64_t day = FloorDay(day_start);
+    Slot& s = cache_[static_cast<size_t>(day) & (kSlots - 1)];
+    if (s.day != day) Fill(day, &s);
+    *offset = s.offset;
+    return s.uniform;
+  }
+
   // `local_seconds` counts seconds since 1970-01-01T00:00:00 *local* time (as if it were UTC).
   // Returns seconds since the Unix epoch in UTC.
   int64_t ToUtcSeconds(int64_t local_seconds) {
-    const int64_t day =
-        local_seconds >= 0 ? local_seconds / 86400 : -((-local_seconds + 86399) / 86400);
+    const int64_t day = FloorDay(local_seconds);
     Slot& s = cache_[static_cast<size_t>(day) & (kSlots - 1)];
     if (s.day != day) Fill(day, &s);
     if (s.uniform) return local_seconds - s.offset;
@@ -36,6 +47,9 @@ class LocalTimeConverter {
   }
 
  private:
+  static constexpr int64_t FloorDay(int64_t local_seconds) {
+    return local_seconds >= 0 ? local_seconds / 86400 : -((-local_seconds + 86399) / 86400);
+  }
   static constexpr size_t kSlots = 64;
   struct Slot {
     int64_t day = INT64_MIN;

@@ -391,13 +391,12 @@ DecodeStatus MtaCsvDecoder::DecodeScanned(std::string_view line, const LineScan&
     return DecodeStatus::kMissingField;
   }
   const std::string_view date(p + c[kDate - 1] + 1, c[kDate] - c[kDate - 1] - 1);
-  int64_t day;
-  if (!DayOf(date, &day)) return DecodeStatus::kBadTime;
+  const DateSlot* const day = DateOf(date);
+  if (day == nullptr) return DecodeStatus::kBadTime;
   int64_t time_of_day;
   if (c[kTime] - c[kTime - 1] - 1 != 8 || !ParseTime8(p + c[kTime - 1] + 1, &time_of_day)) {
     return DecodeStatus::kBadTime;
   }
-  const int64_t local_seconds = day + time_of_day;
   DecodeStatus s = scan::ParseCounterIn(
       p, std::string_view(p + c[kEntries - 1] + 1, c[kEntries] - c[kEntries - 1] - 1),
       &out->entries);
@@ -411,7 +410,7 @@ DecodeStatus MtaCsvDecoder::DecodeScanned(std::string_view line, const LineScan&
   // C/A, UNIT and SCP are the first three fields, so the device is a prefix of the row.
   out->device = std::string_view(p, c[2]);
   out->station = std::string_view(p + c[2] + 1, c[3] - c[2] - 1);
-  out->event_ms = zone_.ToUtcSeconds(local_seconds) * 1000;
+  out->event_ms = EventMs(*day, time_of_day);
   return DecodeStatus::kOk;
 }
 
@@ -425,6 +424,7 @@ bool MtaCsvDecoder::FillDate(std::string_view date, uint64_t lo, uint16_t hi, Da
   slot->hi = hi;
   slot->len = date.size();
   slot->day_seconds = day;
+  slot->uniform = zone_.DayOffset(day, &slot->utc_offset);
   return true;
 }
 
@@ -467,13 +467,12 @@ DecodeStatus MtaCsvDecoder::DecodeFields(std::string_view line, const std::strin
   }
   // A file holds a few dates over many rows: the last one parsed is kept.
   const std::string_view date = f[kDate];
-  int64_t day;
-  if (!DayOf(date, &day)) return DecodeStatus::kBadTime;
+  const DateSlot* const day = DateOf(date);
+  if (day == nullptr) return DecodeStatus::kBadTime;
   int64_t time_of_day;
   if (f[kTime].size() != 8 || !ParseTime8(f[kTime].data(), &time_of_day)) {
     return DecodeStatus::kBadTime;
   }
-  const int64_t local_seconds = day + time_of_day;
   DecodeStatus s = scan::ParseCounterIn(line.data(), f[kEntries], &out->entries);
   if (s != DecodeStatus::kOk) return s;
   s = scan::ParseCounterIn(line.data(), f[kExits], &out->exits);
@@ -491,7 +490,7 @@ DecodeStatus MtaCsvDecoder::DecodeFields(std::string_view line, const std::strin
     out->device = device_;
   }
   out->station = f[3];
-  out->event_ms = zone_.ToUtcSeconds(local_seconds) * 1000;
+  out->event_ms = EventMs(*day, time_of_day);
   return DecodeStatus::kOk;
 }
 

@@ -59,26 +59,28 @@ class MtaCsvDecoder final : public Decoder {
   DecodeStatus DecodeFields(std::string_view line, const std::string_view* f, size_t n, bool quoted,
                             Record* out);
 
-  // DATE fields that parsed (their bytes, as 8 + 2) and their local civil seconds at 00:00.
+  // A DATE field that parsed (its bytes, as 8 + 2), its local civil seconds at 00:00, and the
+  // day's UTC offset when one holds all day.
   struct DateSlot {
     uint64_t lo = 0;
     uint16_t hi = 0;
     size_t len = 0;  // 0: empty
     int64_t day_seconds = 0;
+    int64_t utc_offset = 0;  // local - UTC, seconds; when `uniform`
+    bool uniform = false;    // false: a day with a DST transition (or none parsed)
   };
   static constexpr size_t kDateSlots = 16;
-  // The local civil seconds at 00:00 of a DATE field. A file's rows run through the same few
-  // dates, a device at a time: the date of the row before is checked first, then a small cache
-  // keyed by the field's bytes. False if the field is not a date.
-  bool DayOf(std::string_view date, int64_t* day_seconds) {
-    if (date.size() != 8 && date.size() != 10) return false;  // no date has another length
+  // A DATE field's day. A file's rows run through the same few dates, a device at a time: the
+  // date of the row before is checked first, then a small cache keyed by the field's bytes.
+  // Null if the field is not a date.
+  const DateSlot* DateOf(std::string_view date) {
+    if (date.size() != 8 && date.size() != 10) return nullptr;  // no date has another length
     uint64_t lo;
     std::memcpy(&lo, date.data(), 8);
     uint16_t hi = 0;
     if (date.size() == 10) std::memcpy(&hi, date.data() + 8, 2);
     if (lo == last_date_.lo && hi == last_date_.hi && date.size() == last_date_.len) {
-      *day_seconds = last_date_.day_seconds;
-      return true;
+      return &last_date_;
     }
     // The day of month's two bytes (MM/DD/...), so that up to 16 consecutive days never share
     // a slot.
@@ -87,14 +89,18 @@ class MtaCsvDecoder final : public Decoder {
     DateSlot& slot = dates_[(d0 * 10u + d1) % kDateSlots];
     if ((slot.lo != lo || slot.hi != hi || slot.len != date.size()) &&
         !FillDate(date, lo, hi, &slot)) {
-      return false;
+      return nullptr;
     }
     last_date_ = slot;
-    *day_seconds = slot.day_seconds;
-    return true;
+    return &last_date_;
   }
   // Parses a DATE field into *slot. False (and the slot left empty) if it is not a date.
-  static bool FillDate(std::string_view date, uint64_t lo, uint16_t hi, DateSlot* slot);
+  bool FillDate(std::string_view date, uint64_t lo, uint16_t hi, DateSlot* slot);
+  // UTC milliseconds of a time of day on a date.
+  int64_t EventMs(const DateSlot& date, int64_t time_of_day) {
+    const int64_t local = date.day_seconds + time_of_day;
+    return (date.uniform ? local - date.utc_offset : zone_.ToUtcSeconds(local)) * 1000;
+  }
 
   // Constant after construction.
   const size_t max_message_bytes_;
@@ -102,7 +108,7 @@ class MtaCsvDecoder final : public Decoder {
   // Owned by the calling thread.
   base::LocalTimeConverter zone_;  // caches per-day offsets, hence not const
   std::string device_;             // device of a row whose key fields are quoted; reused
-  DateSlot last_date_;  // the date of the last row that had one
+  DateSlot last_date_;             // the date of the last row that had one
   DateSlot dates_[kDateSlots];
 };
 
