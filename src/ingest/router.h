@@ -72,27 +72,21 @@ class Router {
     if (repeat && b == last_.batch) {
       r.station_off = last_.station_off;
       r.device_off = last_.device_off;
-      r.device_hash = last_.device_hash;
     } else {
       r.station_off = b->Append(record.station);
       r.device_off = b->Append(record.device);
-      r.device_hash = repeat ? last_.device_hash : base::StringHash(record.device);
       last_ = {b,
                r.station_off,
                static_cast<uint32_t>(record.station.size()),
                r.device_off,
                static_cast<uint32_t>(record.device.size()),
-               station_hash,
-               r.device_hash};
+               station_hash};
     }
     r.station_len = static_cast<uint32_t>(record.station.size());
     r.device_len = static_cast<uint32_t>(record.device.size());
     r.station_hash = station_hash;
     if (keep_raw_) {
-      r.raw_off = b->Append(raw);
-      r.raw_len = static_cast<uint32_t>(raw.size());
-    } else {
-      r.raw_off = r.raw_len = 0;
+      b->raw.push_back({b->Append(raw), static_cast<uint32_t>(raw.size())});
     }
     r.partition = partition;
     r.offset = offset;
@@ -157,7 +151,7 @@ class Router {
   std::vector<window::SourceProgress> sent_progress_;
   std::vector<bool> announced_;
   window::SourceProgress progress_;
-  // The last record's strings in its batch, and their hashes.
+  // The last record's strings in its batch, and the station's hash.
   struct Last {
     window::RecordBatch* batch = nullptr;  // null: none yet, or that batch has been sent
     uint32_t station_off = 0;
@@ -165,7 +159,6 @@ class Router {
     uint32_t device_off = 0;
     uint32_t device_len = 0;
     uint64_t station_hash = 0;
-    uint64_t device_hash = 0;
   };
   Last last_;
   int32_t last_partition_ = -1;  // the last record's partition and its shard (by partition)

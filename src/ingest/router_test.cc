@@ -22,13 +22,14 @@ void AddReading(Router& router, const Reading& r, int64_t offset) {
   rec.event_ms = offset * 1000;
   rec.entries = offset;
   rec.exits = offset;
-  router.Add(rec, "raw", 0, offset, window::kNoTime);
+  const std::string raw = "raw " + std::to_string(offset);
+  router.Add(rec, raw, 0, offset, window::kNoTime);
 }
 
 // Takes every batch the shard has been sent, checks that each record's strings are inside its
 // batch's arena and are the ones it was added with, and hands the batches back.
-std::vector<size_t> Drain(ShardChannel& channel, Router& router,
-                          const std::vector<Reading>& added) {
+std::vector<size_t> Drain(ShardChannel& channel, Router& router, const std::vector<Reading>& added,
+                          bool keep_raw = false) {
   std::vector<size_t> sizes;
   window::RecordBatch* b = nullptr;
   while (channel.queue.try_dequeue(b)) {
@@ -40,7 +41,7 @@ std::vector<size_t> Drain(ShardChannel& channel, Router& router,
       CHECK(b->Station(r) == want.station);
       CHECK(b->Device(r) == want.device);
       CHECK(r.station_hash == base::StringHash(want.station));
-      CHECK(r.device_hash == base::StringHash(want.device));
+      CHECK(b->Raw(r) == (keep_raw ? "raw " + std::to_string(r.offset) : ""));
     }
     sizes.push_back(b->arena.size());
     router.Release(b);
@@ -80,4 +81,19 @@ TEST_CASE("a device's consecutive readings share their strings within a batch, n
   const size_t bc = ab + b.station.size() + b.device.size() + c.station.size() + c.device.size();
   const size_t ca = c.station.size() + c.device.size() + ab;
   CHECK(Drain(channel, router, added) == std::vector<size_t>{bc, ca});
+}
+
+TEST_CASE("with a dead letter, each routed record keeps its own raw bytes") {
+  ShardChannel channel;
+  Router router(0, {&channel}, /*batches_per_shard=*/2, /*batch_records=*/4, /*keep_raw=*/true,
+                /*by_partition=*/false);
+  const Reading a{"59 ST", "A002,R051,02-00-00"};
+  const Reading b{"GRD CNTRL", "R001,R101,00-00-00"};
+  std::vector<Reading> added;
+  for (const Reading* r : {&a, &a, &b, &a, &b, &b}) {
+    added.push_back(*r);
+    AddReading(router, *r, static_cast<int64_t>(added.size() - 1));
+  }
+  router.Flush(window::SourceProgress{});
+  CHECK(Drain(channel, router, added, /*keep_raw=*/true).size() == 2);
 }

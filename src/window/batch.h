@@ -23,18 +23,20 @@ namespace turnstiled::window {
 inline constexpr int64_t kNoTime = std::numeric_limits<int64_t>::min();
 inline constexpr int64_t kEndOfTime = std::numeric_limits<int64_t>::max();
 
-struct RoutedRecord {
+// One record on its way to a shard: 64 bytes, one cache line (the source writes it on one
+// core, the shard reads it on the other). The raw bytes, kept only for a dead letter, are
+// in RecordBatch::raw.
+struct alignas(64) RoutedRecord {
   uint32_t station_off, station_len;  // in RecordBatch::arena
   uint32_t device_off, device_len;
-  uint32_t raw_off, raw_len;  // raw bytes, kept only when a dead letter is configured
-  uint64_t station_hash;      // base::StringHash of the station and of the device
-  uint64_t device_hash;
-  int32_t partition;  // source partition, or file index for a file source
-  int64_t offset;     // Kafka offset, or line number
+  uint64_t station_hash;  // base::StringHash of the station
+  int32_t partition;      // source partition, or file index for a file source
+  int64_t offset;         // Kafka offset, or line number
   int64_t event_ms;
   int64_t entries;
   int64_t exits;
 };
+static_assert(sizeof(RoutedRecord) == 64);
 
 // What a source knows about event time, sent after the records it covers (queues are FIFO per
 // producer, so a shard sees a source's records before the progress that follows them).
@@ -55,6 +57,12 @@ struct RecordBatch {
   int source = 0;  // index of the ingest source that filled it
   std::vector<RoutedRecord> records;
   std::string arena;
+  // Where each record's raw bytes are in the arena, by the record's index; empty unless the
+  // source keeps them (a dead letter is configured).
+  struct RawBytes {
+    uint32_t off, len;
+  };
+  std::vector<RawBytes> raw;
   SourceProgress progress;
   // Newest append time (Kafka message timestamp, UTC ms) of the records in the batch; kNoTime
   // when the source has none (files). Feeds the end-to-end latency histogram.
@@ -72,13 +80,17 @@ struct RecordBatch {
   std::string_view Device(const RoutedRecord& r) const {
     return {arena.data() + r.device_off, r.device_len};
   }
+  // REQUIRES: r is one of this batch's records.
   std::string_view Raw(const RoutedRecord& r) const {
-    return {arena.data() + r.raw_off, r.raw_len};
+    const auto i = static_cast<size_t>(&r - records.data());
+    if (i >= raw.size()) return {};
+    return {arena.data() + raw[i].off, raw[i].len};
   }
 
   void Clear() {
     records.clear();
     arena.clear();
+    raw.clear();
     max_append_ms = kNoTime;
     barrier = false;
     control.reset();

@@ -49,7 +49,6 @@ struct Feed {
     r.device_off = batch.Append(device);
     r.device_len = static_cast<uint32_t>(device.size());
     r.station_hash = base::StringHash(station);
-    r.device_hash = base::StringHash(device);
     r.offset = next_offset++;
     r.partition = partition;
     r.event_ms = t;
