@@ -2,6 +2,8 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
@@ -20,7 +22,32 @@ using namespace turnstiled::sink::testing;
 
 namespace {
 const int64_t kJan6 = base::DaysFromCivil(2024, 1, 6) * 86400 * 1000;
+
+// What a stdout sink prints for `rows` in one flush, line by line (the last line is empty).
+std::vector<std::string> PrintedLines(const std::vector<window::WindowRow>& rows) {
+  char* text = nullptr;
+  size_t size = 0;
+  std::FILE* out = open_memstream(&text, &size);
+  {
+    StdoutSink sink(out);
+    REQUIRE(sink.Write(rows).ok());
+    REQUIRE(sink.Flush().ok());
+  }
+  std::fclose(out);
+  const std::string printed(text, size);
+  std::free(text);
+  std::vector<std::string> lines;
+  for (size_t at = 0, nl; (nl = printed.find('\n', at)) != std::string::npos; at = nl + 1) {
+    lines.push_back(printed.substr(at, nl - at));
+  }
+  return lines;
 }
+
+// The columns a line takes on a terminal: UTF-8 continuation bytes take none.
+std::ptrdiff_t Columns(const std::string& line) {
+  return std::count_if(line.begin(), line.end(), [](char c) { return (c & 0xC0) != 0x80; });
+}
+}  // namespace
 
 TEST_CASE("MakeSink builds file and stdout sinks") {
   config::SinkConfig c;
@@ -109,39 +136,22 @@ TEST_CASE("the stdout sink keeps a batch given whole, and prints it in order wit
 }
 
 TEST_CASE("the stdout sink prints a batch larger than its write buffer as one aligned table") {
-  char* text = nullptr;
-  size_t size = 0;
-  std::FILE* out = open_memstream(&text, &size);
   constexpr int kRows = 30000;  // about 2.5 MiB of text: three pieces
-  {
-    StdoutSink sink(out);
-    std::vector<window::WindowRow> rows;
-    for (int i = 0; i < kRows; ++i) {
-      rows.push_back(MakeRow(std::string("S").append(std::to_string(i)),
-                             kJan6 + int64_t{i} * 3600000, kJan6 + int64_t{i + 4} * 3600000, i));
-    }
-    // The widest name comes last: every line before it is padded to its width, so the widths
-    // are known before the first piece is written. Each 'ü' is one column in two bytes.
-    rows.push_back(MakeRow("Zürich Hbf \x01 ü", kJan6, kJan6 + 4 * 3600000, 5));
-    REQUIRE(sink.Write(rows).ok());
-    REQUIRE(sink.Flush().ok());
+  std::vector<window::WindowRow> rows;
+  for (int i = 0; i < kRows; ++i) {
+    rows.push_back(MakeRow(std::string("S").append(std::to_string(i)), kJan6 + int64_t{i} * 3600000,
+                           kJan6 + int64_t{i + 4} * 3600000, i));
   }
-  std::fclose(out);
-  const std::string printed(text, size);
-  std::free(text);
-  std::vector<std::string> lines;
-  for (size_t at = 0, nl; (nl = printed.find('\n', at)) != std::string::npos; at = nl + 1) {
-    lines.push_back(printed.substr(at, nl - at));
-  }
+  // The widest name comes last: every line before it is padded to its width, so the widths
+  // are known before the first piece is written. Each 'ü' is one column in two bytes.
+  rows.push_back(MakeRow("Zürich Hbf \x01 ü", kJan6, kJan6 + 4 * 3600000, 5));
+  const std::vector<std::string> lines = PrintedLines(rows);
   REQUIRE(lines.size() == static_cast<size_t>(kRows) + 1 + 3 + 3 + 1 + 1);
   CHECK(lines[1] == "Batch: 0");
-  auto columns = [](const std::string& line) {
-    return std::count_if(line.begin(), line.end(), [](char c) { return (c & 0xC0) != 0x80; });
-  };
-  const auto width = columns(lines[3]);
+  const auto width = Columns(lines[3]);
   for (size_t i = 3; i + 1 < lines.size(); ++i) {
     INFO("line " << i << ": " << lines[i]);
-    REQUIRE(columns(lines[i]) == width);
+    REQUIRE(Columns(lines[i]) == width);
   }
   CHECK(lines[6].rfind("|S0 ", 0) == 0);
   CHECK(lines[6 + 12345].rfind("|S12345 ", 0) == 0);
@@ -152,38 +162,21 @@ TEST_CASE("the stdout sink prints a batch larger than its write buffer as one al
 }
 
 TEST_CASE("the stdout sink prints station names longer than its write buffer, escaped") {
-  char* text = nullptr;
-  size_t size = 0;
-  std::FILE* out = open_memstream(&text, &size);
   // 1.5 MiB of control characters, each printed as 4 bytes, and 1 MiB of 2-byte UTF-8: both
   // lines are several times the 1 MiB buffer.
   const std::string controls(3 << 19, '\x01');
   std::string umlauts;
   for (int i = 0; i < (1 << 19); ++i) umlauts += "ü";
-  {
-    StdoutSink sink(out);
-    std::vector<window::WindowRow> rows = {MakeRow("A", kJan6, kJan6 + 4 * 3600000, 1),
-                                           MakeRow(controls, kJan6, kJan6 + 4 * 3600000, 2),
-                                           MakeRow(umlauts, kJan6, kJan6 + 4 * 3600000, 3)};
-    REQUIRE(sink.Write(rows).ok());
-    REQUIRE(sink.Flush().ok());
-  }
-  std::fclose(out);
-  const std::string printed(text, size);
-  std::free(text);
-  std::vector<std::string> lines;
-  for (size_t at = 0, nl; (nl = printed.find('\n', at)) != std::string::npos; at = nl + 1) {
-    lines.push_back(printed.substr(at, nl - at));
-  }
+  const std::vector<std::string> lines =
+      PrintedLines({MakeRow("A", kJan6, kJan6 + 4 * 3600000, 1),
+                    MakeRow(controls, kJan6, kJan6 + 4 * 3600000, 2),
+                    MakeRow(umlauts, kJan6, kJan6 + 4 * 3600000, 3)});
   REQUIRE(lines.size() == 3 + 3 + 3 + 1 + 1);
-  auto columns = [](const std::string& line) {
-    return std::count_if(line.begin(), line.end(), [](char c) { return (c & 0xC0) != 0x80; });
-  };
   for (size_t i = 3; i + 1 < lines.size(); ++i) {
     INFO("line " << i);
-    CHECK(columns(lines[i]) == columns(lines[3]));
+    CHECK(Columns(lines[i]) == Columns(lines[3]));
   }
-  CHECK(columns(lines[3]) == 1 + 4 * (3 << 19) + 1 + 20 + 1 + 20 + 1 + 7 + 1 + 5 + 1 + 6 + 1);
+  CHECK(Columns(lines[3]) == 1 + 4 * (3 << 19) + 1 + 20 + 1 + 20 + 1 + 7 + 1 + 5 + 1 + 6 + 1);
   std::string escaped;
   for (size_t i = 0; i < controls.size(); ++i) escaped += "\\x01";
   CHECK(lines[7] ==
