@@ -465,7 +465,7 @@ DecodeStatus MtaCsvDecoder::DecodeFields(std::string_view line, const std::strin
   if (f[0].empty() || f[1].empty() || f[2].empty() || f[3].empty()) {
     return DecodeStatus::kMissingField;
   }
-  // A file holds a few dates over many rows: the last one parsed is kept.
+  // A file holds a few dates over many rows: the day comes from the dates seen (DateOf).
   const std::string_view date = f[kDate];
   const DateSlot* const day = DateOf(date);
   if (day == nullptr) return DecodeStatus::kBadTime;
