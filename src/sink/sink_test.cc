@@ -162,11 +162,14 @@ TEST_CASE("the stdout sink prints a batch larger than its write buffer as one al
 }
 
 TEST_CASE("the stdout sink prints station names longer than its write buffer, escaped") {
-  // 1.5 MiB of control characters, each printed as 4 bytes, and 1 MiB of 2-byte UTF-8: both
-  // lines are several times the 1 MiB buffer.
+  // 1.5 MiB of control characters, each printed as 4 bytes, 1 MiB of 2-byte UTF-8, and 8 MiB
+  // of bytes that take no column (UTF-8 continuation bytes with no lead byte; the decoders let
+  // none through, but the sink prints whatever it is handed): each line is several times the
+  // 1 MiB buffer.
   const std::string controls(3 << 19, '\x01');
   std::string umlauts;
   for (int i = 0; i < (1 << 19); ++i) umlauts += "ü";
+  const std::string no_columns(8 << 20, '\x80');
   const std::vector<std::string> lines =
       PrintedLines({MakeRow("A", kJan6, kJan6 + 4 * 3600000, 1),
                     MakeRow(controls, kJan6, kJan6 + 4 * 3600000, 2),
@@ -183,6 +186,12 @@ TEST_CASE("the stdout sink prints station names longer than its write buffer, es
         "|" + escaped + "|2024-01-06T00:00:00Z|2024-01-06T04:00:00Z|      2|    4|     3|");
   CHECK(lines[8].rfind("|" + umlauts + std::string(4 * (3 << 19) - (1 << 19), ' ') + "|", 0) == 0);
   CHECK(lines.back().empty());
+  // Alone in its table, where the station column is 7 wide ("station").
+  const std::vector<std::string> alone =
+      PrintedLines({MakeRow(no_columns, kJan6, kJan6 + 4 * 3600000, 4)});
+  REQUIRE(alone.size() == 3 + 3 + 1 + 1 + 1);
+  CHECK(alone[6] == "|" + no_columns +
+                        "       |2024-01-06T00:00:00Z|2024-01-06T04:00:00Z|      4|    8|     3|");
 }
 
 TEST_CASE("dead letter lines carry the reason, the source position and the raw bytes") {

@@ -42,6 +42,17 @@ void AppendPrintable(std::string_view s, std::string* out) {
   }
 }
 
+// Bytes that AppendPrintable(s) appends.
+size_t PrintableBytes(std::string_view s) {
+  if (PlainAscii(s)) return s.size();
+  size_t bytes = 0;
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    bytes += (c < 0x20 || c == 0x7F) ? 4 : 1;
+  }
+  return bytes;
+}
+
 // Columns that AppendPrintable(s) takes on a terminal: a code point is one column (no
 // continuation byte of UTF-8 counts), an escaped control character four.
 size_t PrintableWidth(std::string_view s) {
@@ -101,6 +112,9 @@ base::Status StdoutSink::Flush() {
   };
   std::array<size_t, kShownColumns> width{};
   for (int c = 0; c < kShownColumns; ++c) width[c] = std::strlen(window::kColumns[c]);
+  // The most bytes a station's text takes: more than its columns in UTF-8, and any bytes the
+  // sink was handed are printed, whatever their columns.
+  size_t station_bytes = 0;
   IsoText start_text, end_text;
   auto each_row = [&](auto&& fn) {
     for (const RowBatchPtr& batch : held_) {
@@ -109,6 +123,7 @@ base::Status StdoutSink::Flush() {
   };
   each_row([&](const window::WindowRow& r) {
     width[0] = std::max(width[0], PrintableWidth(r.station));
+    station_bytes = std::max(station_bytes, PrintableBytes(r.station));
     width[1] = std::max(width[1], start_text(r.window_start_ms).size());
     width[2] = std::max(width[2], end_text(r.window_end_ms).size());
     size_t len[3];
@@ -118,11 +133,11 @@ base::Status StdoutSink::Flush() {
   // The table goes out through one buffer, kept from flush to flush and written out whenever
   // the next line might not fit, so a large batch needs no memory of its size. Lines are
   // written through a cursor, with no capacity check per cell. A line takes at most its
-  // columns' widths, 7 separators and a newline; a station's bytes may outnumber its columns
-  // (UTF-8, escaped control characters), by 4 to 1 at most.
+  // columns' widths, 7 separators and a newline, and a row's station cell at most its bytes
+  // and its padding.
   size_t fixed = kShownColumns + 2;
   for (int c = 1; c < kShownColumns; ++c) fixed += width[c];
-  const size_t line_max = fixed + 4 * width[0];
+  const size_t line_max = fixed + width[0] + station_bytes;
   const size_t capacity = kWriteBytes + line_max;  // the banner fits in kWriteBytes
   if (buf_size_ < capacity) {
     buf_.reset(new char[capacity]);  // not zeroed: only what is written is read
