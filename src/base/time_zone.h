@@ -29,9 +29,7 @@ class LocalTimeConverter {
   // it converts the day's times with a subtraction; false for a day with a transition, whose
   // times must go through ToUtcSeconds().
   bool DayOffset(int64_t day_start, int64_t* offset) {
-    const int64_t day = FloorDay(day_start);
-    Slot& s = cache_[static_cast<size_t>(day) & (kSlots - 1)];
-    if (s.day != day) Fill(day, &s);
+    const Slot& s = SlotOf(FloorDay(day_start));
     *offset = s.offset;
     return s.uniform;
   }
@@ -39,9 +37,7 @@ class LocalTimeConverter {
   // `local_seconds` counts seconds since 1970-01-01T00:00:00 *local* time (as if it were UTC).
   // Returns seconds since the Unix epoch in UTC.
   int64_t ToUtcSeconds(int64_t local_seconds) {
-    const int64_t day = FloorDay(local_seconds);
-    Slot& s = cache_[static_cast<size_t>(day) & (kSlots - 1)];
-    if (s.day != day) Fill(day, &s);
+    const Slot& s = SlotOf(FloorDay(local_seconds));
     if (s.uniform) return local_seconds - s.offset;
     return SlowPath(local_seconds);
   }
@@ -57,6 +53,12 @@ class LocalTimeConverter {
     bool uniform = false;
   };
   explicit LocalTimeConverter(absl::TimeZone tz) : tz_(tz) {}
+  // The cached offsets of a local day, filled on first use.
+  const Slot& SlotOf(int64_t day) {
+    Slot& s = cache_[static_cast<size_t>(day) & (kSlots - 1)];
+    if (s.day != day) Fill(day, &s);
+    return s;
+  }
   void Fill(int64_t day, Slot* s) const;
   int64_t SlowPath(int64_t local_seconds) const;
 

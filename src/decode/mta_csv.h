@@ -53,6 +53,11 @@ class MtaCsvDecoder final : public Decoder {
   DecodeStatus DecodeScanned(std::string_view line, const LineScan& scan, Record* out);
   // The general path: one trimmed, non-empty, non-header, valid UTF-8 line, quotes allowed.
   DecodeStatus DecodeLine(std::string_view line, Record* out);
+  // What both paths share: checks and converts DATE, TIME, ENTRIES and EXITS into *out
+  // (entries, exits, event_ms). `line` is where the row starts (the counters are read up to 8
+  // bytes before their end).
+  DecodeStatus DecodeValues(const char* line, std::string_view date, std::string_view time,
+                            std::string_view entries, std::string_view exits, Record* out);
   // Checks and converts the n (11 or 13) fields of a row. Reads only f[0..3] and the DATE,
   // TIME, ENTRIES and EXITS fields (6, 7, 9, 10). `quoted` says the key fields are not
   // contiguous bytes of `line`.

@@ -26,10 +26,6 @@ bool PlainAscii(std::string_view s) {
 
 // Appends s with each control character as \xNN, so one row stays one line.
 void AppendPrintable(std::string_view s, std::string* out) {
-  if (PlainAscii(s)) {
-    out->append(s);
-    return;
-  }
   static constexpr char kHex[] = "0123456789ABCDEF";
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
@@ -44,7 +40,6 @@ void AppendPrintable(std::string_view s, std::string* out) {
 
 // Bytes that AppendPrintable(s) appends.
 size_t PrintableBytes(std::string_view s) {
-  if (PlainAscii(s)) return s.size();
   size_t bytes = 0;
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
@@ -56,7 +51,6 @@ size_t PrintableBytes(std::string_view s) {
 // Columns that AppendPrintable(s) takes on a terminal: a code point is one column (no
 // continuation byte of UTF-8 counts), an escaped control character four.
 size_t PrintableWidth(std::string_view s) {
-  if (PlainAscii(s)) return s.size();
   size_t width = 0;
   for (char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
@@ -122,8 +116,9 @@ base::Status StdoutSink::Flush() {
     }
   };
   each_row([&](const window::WindowRow& r) {
-    width[0] = std::max(width[0], PrintableWidth(r.station));
-    station_bytes = std::max(station_bytes, PrintableBytes(r.station));
+    const bool plain = PlainAscii(r.station);
+    width[0] = std::max(width[0], plain ? r.station.size() : PrintableWidth(r.station));
+    station_bytes = std::max(station_bytes, plain ? r.station.size() : PrintableBytes(r.station));
     width[1] = std::max(width[1], start_text(r.window_start_ms).size());
     width[2] = std::max(width[2], end_text(r.window_end_ms).size());
     size_t len[3];
